@@ -1,0 +1,58 @@
+"""anymodal: any modality into a large language model.
+
+This module is the public API: plugins and bridges import only what is listed in ``__all__``
+(and ``anymodal.testing`` in their tests). It imports no torch, so importing a plugin stays cheap.
+"""
+
+from anymodal.bridge import Bridge
+from anymodal.errors import (
+    AnymodalError,
+    ConfigError,
+    InputError,
+    ModelLoadError,
+    PluginError,
+    UsageError,
+)
+from anymodal.hookspecs import hookimpl
+from anymodal.inputs import check_input_file
+from anymodal.specs import (
+    CONTRACT_VERSION,
+    BridgeSpec,
+    EncoderGeometry,
+    EncoderOutput,
+    EncoderSpec,
+    GenerationConfig,
+    LLMSettings,
+    LoraSettings,
+    Message,
+    ModalitySpec,
+    ProjectorSpec,
+    TemplateSpec,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CONTRACT_VERSION",
+    "AnymodalError",
+    "Bridge",
+    "BridgeSpec",
+    "ConfigError",
+    "EncoderGeometry",
+    "EncoderOutput",
+    "EncoderSpec",
+    "GenerationConfig",
+    "InputError",
+    "LLMSettings",
+    "LoraSettings",
+    "Message",
+    "ModalitySpec",
+    "ModelLoadError",
+    "PluginError",
+    "ProjectorSpec",
+    "TemplateSpec",
+    "UsageError",
+    "__version__",
+    "check_input_file",
+    "hookimpl",
+]

@@ -1,0 +1,83 @@
+"""The interface every LLM bridge implements. Torch-free at import time."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from anymodal.specs import GenerationConfig, LoraSettings, Message
+
+if TYPE_CHECKING:
+    import torch
+
+
+class Bridge(ABC):
+    """An LLM seen through token ids and embeddings.
+
+    The runtime never calls the LLM another way: it tokenizes text, embeds ids, splices projected
+    modality embeddings into ``inputs_embeds``, then runs :meth:`forward` (training) or
+    :meth:`generate` (chat).
+    """
+
+    #: The LLM's embedding width, which projectors project into.
+    hidden_size: int
+    bos_token_id: int | None
+    eos_token_id: int | None
+    pad_token_id: int
+
+    @property
+    @abstractmethod
+    def module(self) -> torch.nn.Module:
+        """The underlying ``nn.Module`` (wrapped in LoRA when :meth:`add_lora` was called)."""
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.module.parameters()).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.module.parameters()).dtype
+
+    @abstractmethod
+    def tokenize(self, text: str) -> list[int]:
+        """Token ids of ``text`` with no special tokens added (special-token text is honoured)."""
+
+    @abstractmethod
+    def decode(self, ids: Sequence[int]) -> str:
+        """Text of ``ids``, special tokens skipped."""
+
+    @abstractmethod
+    def chat_template_render(self, messages: Sequence[Message], add_generation_prompt: bool) -> str | None:
+        """The tokenizer's own chat template applied to ``messages``, or None when it has none."""
+
+    @abstractmethod
+    def embed(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """``[batch, seq] -> [batch, seq, hidden_size]`` through the LLM's input embeddings."""
+
+    @abstractmethod
+    def forward(
+        self,
+        inputs_embeds: torch.Tensor,
+        attention_mask: torch.Tensor,
+        labels: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor | None, torch.Tensor]:
+        """``(loss, logits)``; loss is None without labels; labels use -100 for ignored positions."""
+
+    @abstractmethod
+    def generate(
+        self,
+        inputs_embeds: torch.Tensor,
+        attention_mask: torch.Tensor,
+        config: GenerationConfig,
+    ) -> Iterator[str]:
+        """Stream the reply to one prompt (batch 1) as text pieces, honouring ``config.stop``."""
+
+    @abstractmethod
+    def add_lora(self, settings: LoraSettings) -> None:
+        """Wrap the LLM in LoRA adapters; only the adapters stay trainable."""
+
+    @abstractmethod
+    def save(self, directory: Path) -> None:
+        """Write the LLM (or only its adapter when LoRA-wrapped) and tokenizer to ``directory``."""

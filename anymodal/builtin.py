@@ -1,0 +1,26 @@
+"""Core's own pieces, registered through the same hooks as any plugin."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from anymodal.hookspecs import hookimpl
+from anymodal.specs import CONTRACT_VERSION
+
+ANYMODAL_CONTRACT = CONTRACT_VERSION
+
+
+@hookimpl
+def register_projectors(register: Callable[..., None]) -> None:
+    from anymodal.projectors import PROJECTORS
+
+    for spec in PROJECTORS:
+        register(spec)
+
+
+@hookimpl
+def register_templates(register: Callable[..., None]) -> None:
+    from anymodal.templates import TEMPLATES
+
+    for spec in TEMPLATES:
+        register(spec)

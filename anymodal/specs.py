@@ -1,0 +1,177 @@
+"""What plugins register: specs for modalities, encoders, projectors, LLM bridges and templates.
+
+This module must stay free of heavy imports (torch, transformers): importing a plugin imports it,
+and importing a plugin must be cheap. Anything heavy happens inside the callables a spec carries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
+
+if TYPE_CHECKING:
+    import torch
+
+    from anymodal.bridge import Bridge
+
+#: Version of the plugin contract this anymodal speaks. A plugin module declares the version it
+#: was built for as a module attribute ``ANYMODAL_CONTRACT``; a mismatch is refused at load time.
+CONTRACT_VERSION = 1
+
+
+class EncoderOutput(NamedTuple):
+    """What an encoder returns for a batch.
+
+    features: ``[batch, tokens, feature_dim]``, the trunk's token sequence.
+    pooled:   ``[batch, pooled_dim]``, one vector per input (ImageBind's post-processed embedding).
+    """
+
+    features: torch.Tensor
+    pooled: torch.Tensor
+
+
+@dataclass(frozen=True)
+class EncoderGeometry:
+    """The shapes an encoder produces, which a projector is built against."""
+
+    feature_dim: int
+    num_tokens: int
+    pooled_dim: int
+
+
+@dataclass(frozen=True)
+class ModalitySpec:
+    """One input modality: how a file becomes a tensor and which encoder and projector it uses.
+
+    loader(path) validates and decodes a file and raises :class:`anymodal.InputError` naming the
+    file when it cannot. preprocess(decoded, **options) turns the decoded value into one tensor
+    without a batch dimension; options come from the config key ``modalities.<name>.preprocess``.
+    """
+
+    name: str
+    loader: Callable[[Path], Any]
+    preprocess: Callable[..., Any]
+    file_kinds: tuple[str, ...]
+    default_encoder: str
+    default_projector: str = "linear"
+    placeholder: str = ""
+    flag: str = ""
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.name.isidentifier() or self.name != self.name.lower():
+            raise ValueError(f"modality name {self.name!r} must be a lower-case identifier")
+        if not self.placeholder:
+            object.__setattr__(self, "placeholder", f"<{self.name}>")
+        if not self.flag:
+            object.__setattr__(self, "flag", f"--{self.name.replace('_', '-')}")
+        kinds = tuple(k.lower() if k.startswith(".") else f".{k.lower()}" for k in self.file_kinds)
+        object.__setattr__(self, "file_kinds", kinds)
+
+
+@dataclass(frozen=True)
+class EncoderSpec:
+    """An encoder that turns a preprocessed batch into :class:`EncoderOutput`.
+
+    build(modality, options) returns a ``torch.nn.Module`` whose ``forward(batch)`` returns an
+    :class:`EncoderOutput` and whose ``geometry`` attribute is an :class:`EncoderGeometry`.
+    ``options`` is an instance of the ``options`` dataclass (validated from the config key
+    ``modalities.<name>.encoder.options``), or an empty mapping when the spec has none.
+    """
+
+    name: str
+    build: Callable[[str, Any], Any]
+    options: type | None = None
+    modalities: tuple[str, ...] = ()  # empty means "any modality"
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class ProjectorSpec:
+    """A projector from encoder outputs into the LLM's token-embedding space.
+
+    build(geometry, llm_dim, options) returns a ``torch.nn.Module`` with an int ``num_tokens``
+    attribute and ``forward(EncoderOutput) -> Tensor [batch, num_tokens, llm_dim]``.
+    """
+
+    name: str
+    build: Callable[[EncoderGeometry, int, Any], Any]
+    options: type | None = None
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class BridgeSpec:
+    """How an LLM family is loaded. load(settings, device, dtype) returns a :class:`Bridge`."""
+
+    name: str
+    load: Callable[[LLMSettings, str, str], Bridge]
+    description: str = ""
+
+
+Role = Literal["system", "user", "assistant"]
+
+
+@dataclass(frozen=True)
+class Message:
+    """One chat message; ``content`` may hold modality placeholders such as ``<image>``."""
+
+    role: Role
+    content: str
+
+
+@dataclass(frozen=True)
+class TemplateSpec:
+    """A named conversation template.
+
+    render(messages, add_generation_prompt) returns the prompt text, placeholders left in place.
+    add_bos: prepend the tokenizer's BOS id to the token ids. stop: strings that end a reply.
+    span: the (open, close) text around every input's tokens; None keeps the runtime default.
+    """
+
+    name: str
+    render: Callable[[Sequence[Message], bool], str]
+    add_bos: bool = True
+    stop: tuple[str, ...] = ()
+    span: tuple[str, str] | None = None
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class LLMSettings:
+    """What a bridge needs to load an LLM: a local directory or hub id, and an optional adapter."""
+
+    path: str
+    adapter: str | None = None
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class GenerationConfig:
+    """Decoding settings. ``temperature == 0`` or ``do_sample=False`` means greedy."""
+
+    max_new_tokens: int = 256
+    do_sample: bool = False
+    temperature: float = 1.0
+    top_p: float = 1.0
+    stop: tuple[str, ...] = ()
+    seed: int | None = None
+
+    @property
+    def greedy(self) -> bool:
+        return not self.do_sample or self.temperature <= 0.0
+
+
+@dataclass(frozen=True)
+class LoraSettings:
+    """LoRA on the LLM; defaults are PandaGPT's (r=32, alpha=32, dropout 0.1 on q/k/v/o)."""
+
+    r: int = 32
+    alpha: int = 32
+    dropout: float = 0.1
+    target_modules: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj")
+
+
+TextStream = Iterator[str]
