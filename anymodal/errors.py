@@ -32,7 +32,7 @@ class ConfigError(UsageError):
     """A configuration is invalid. ``issues`` holds every problem found, not just the first."""
 
     def __init__(self, issues: list[str], source: str | None = None) -> None:
-        where = f" in {source}" if source else ""
+        where = f" {source}" if source else ""
         if len(issues) == 1:
             message = f"invalid config{where}: {issues[0]}"
         else:

@@ -59,7 +59,8 @@ class ModelConfig:
     llm: LLMConfig = field(default_factory=LLMConfig)
     #: Enabled modalities, keyed by registered modality name.
     modalities: dict[str, ModalityConfig] = field(default_factory=dict)
-    #: "auto" uses the tokenizer's chat template when it has one, else ``fallback_template``.
+    #: "auto": the tokenizer's chat template when it has one, else ``fallback_template``;
+    #: "tokenizer": the tokenizer's chat template (an error without one); or a registered name.
     template: str = "auto"
     fallback_template: str = "plain"
     system_prompt: str | None = None

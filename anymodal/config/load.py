@@ -1,0 +1,455 @@
+"""Find a config, parse it, apply ``key=value`` overrides, validate all of it, resolve its paths.
+
+Everything here is cheap (YAML and dataclasses, no torch), so a bad config is refused before a
+model is loaded. Schema problems, value problems and registry problems (unknown modality,
+encoder, projector, bridge or template names; bad plugin options) are collected together and
+raised once as a :class:`ConfigError`. The module is a little over the house ~400 lines because
+the stages (find, parse, check, resolve) share one issue-collecting flow and read top to bottom.
+
+Where a config comes from (``source``):
+
+* None: the ``default`` preset.
+* a bare name (no path separator, no ``.yaml`` suffix): a preset, ``<name>.yaml`` in the first
+  directory of ``$ANYMODAL_CONFIG_PATH`` (``os.pathsep``-separated) that has it, else in the
+  presets shipped with anymodal. Write ``./name`` for a local directory called ``name``.
+* a ``.yaml`` file, or a directory holding ``anymodal.yaml`` (a saved model or checkpoint).
+
+Relative paths (``model.llm.path``, ``model.llm.adapter``, ``*.encoder.weights``,
+``*.projector.weights``) are resolved against the config file's directory; for presets shipped
+inside anymodal and for values set by an override, against the current directory. See
+:func:`resolve_path` for which values count as local paths.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields, is_dataclass
+from enum import Enum
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
+
+import yaml
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from anymodal.config.device import device_name_problem
+from anymodal.config.schema import AnymodalConfig
+from anymodal.config.validate import Issue, build, find_issues
+from anymodal.errors import ConfigError, UsageError
+from anymodal.suggest import did_you_mean
+
+if TYPE_CHECKING:
+    from anymodal.plugins import Registry
+
+PRESET_PATH_ENV = "ANYMODAL_CONFIG_PATH"
+CHECKPOINT_CONFIG = "anymodal.yaml"
+DEFAULT_PRESET = "default"
+_PLUGINS_HINT = "run `anymodal plugins` to see what is installed"
+
+
+@dataclass
+class LoadedConfig:
+    """A validated config and where it came from.
+
+    ``config`` is typed; after registry checks each modality's encoder/projector ``name`` is the
+    concrete one used and its ``options`` is an instance of the spec's options dataclass.
+    ``source`` is the preset name or the path as given (for messages); ``file`` is the YAML file
+    read; ``base_dir`` is the directory its relative paths were resolved against.
+    """
+
+    config: AnymodalConfig
+    source: str
+    file: Path
+    base_dir: Path
+    overrides: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """The resolved config as plain YAML-able values (options dataclasses become dicts)."""
+        return cast(dict[str, Any], _plain(self.config))
+
+    def resolved_yaml(self) -> str:
+        """The resolved config as YAML, loadable again with :func:`load_config`."""
+        header = f"# anymodal config resolved from {self.source}\n"
+        if self.overrides:
+            header += f"# overrides: {' '.join(self.overrides)}\n"
+        return header + OmegaConf.to_yaml(OmegaConf.create(self.to_dict()))
+
+
+def load_config(
+    source: str | Path | None,
+    overrides: Sequence[str] = (),
+    registry: Registry | None = None,
+) -> LoadedConfig:
+    """Load, override, validate and resolve a config; see the module docstring for ``source``.
+
+    With a ``registry`` every plugin name and options dict is checked too. Raises
+    :class:`UsageError` when the config cannot be found or an override is malformed, and
+    :class:`ConfigError` listing every problem when the config is invalid.
+    """
+    if isinstance(overrides, str):
+        overrides = (overrides,)  # one override passed bare would otherwise split into characters
+    file, label, base_dir = locate(source)
+    parsed = _parse_overrides(overrides)
+    document = _read_yaml(file)
+    try:
+        merged = OmegaConf.merge(document, *(cfg for _, _, cfg in parsed))
+        container = OmegaConf.to_container(merged, resolve=True)
+    except OmegaConfBaseException as error:
+        key = getattr(error, "full_key", None)
+        raise ConfigError([f"{key + ': ' if key else ''}{_first_line(error)}"], source=str(file)) from None
+    # The document is a mapping (checked in _read_yaml); its keys are whatever YAML gave.
+    data = cast(dict[str, Any], container)
+    _normalise(data)
+
+    issues = find_issues(AnymodalConfig, data) + _value_issues(data)
+    if registry is not None:
+        issues += _registry_issues(data, registry)
+    if issues:
+        raise ConfigError([_annotate(issue, parsed) for issue in issues], source=str(file))
+
+    config = build(AnymodalConfig, data)
+    override_keys = [key for key, _, _ in parsed]
+    _resolve_paths(config, base_dir, override_keys)
+    if registry is not None:
+        _attach_plugin_choices(config, registry)
+    return LoadedConfig(config, label, file, base_dir, tuple(overrides))
+
+
+# --- finding the file -------------------------------------------------------------------------
+
+
+def locate(source: str | Path | None) -> tuple[Path, str, Path]:
+    """(YAML file, label for messages, base directory for relative paths) of ``source``."""
+    if source is None:
+        source = DEFAULT_PRESET
+    if isinstance(source, str) and _is_preset_name(source):
+        file, packaged = _find_preset(source)
+        return file, source, Path.cwd() if packaged else file.parent
+    path = Path(source).expanduser().absolute()
+    if path.is_dir():
+        file = path / CHECKPOINT_CONFIG
+        if not file.is_file():
+            raise UsageError(
+                f"directory {path} has no {CHECKPOINT_CONFIG}",
+                hint="pass a model directory saved by anymodal, a .yaml config file, or a preset name",
+            )
+        return file, str(source), path
+    if not path.exists():
+        raise UsageError(f"config file not found: {path}", hint="check the path, or pass a preset name")
+    return path, str(source), path.parent
+
+
+def preset_dirs() -> list[tuple[Path, bool]]:
+    """Directories searched for presets, in order, each with whether it ships inside anymodal."""
+    entries = os.environ.get(PRESET_PATH_ENV, "").split(os.pathsep)
+    found = [(Path(entry).expanduser().absolute(), False) for entry in entries if entry]
+    packaged = _packaged_presets_dir()
+    return found + ([(packaged, True)] if packaged else [])
+
+
+def available_presets() -> dict[str, Path]:
+    """Every preset name and the file it resolves to (earlier directories win)."""
+    return {name: file for name, (file, _) in _preset_table().items()}
+
+
+def _preset_table() -> dict[str, tuple[Path, bool]]:
+    table: dict[str, tuple[Path, bool]] = {}
+    for directory, packaged in preset_dirs():
+        if directory.is_dir():
+            for file in sorted(directory.glob("*.yaml")):
+                table.setdefault(file.stem, (file, packaged))
+    return table
+
+
+def _packaged_presets_dir() -> Path | None:
+    try:
+        root = importlib.resources.files("anymodal.configs")
+        # A namespace package (configs/ has no __init__.py) gives a MultiplexedPath; its entries are Paths.
+        candidate = root if isinstance(root, Path) else Path(str(next(iter(root.iterdir())))).parent
+    except (ModuleNotFoundError, StopIteration, OSError):
+        # A source checkout run without the package data mapped: use the repository's configs/.
+        candidate = Path(__file__).resolve().parents[2] / "configs"
+    return candidate if candidate.is_dir() else None
+
+
+def _is_preset_name(source: str) -> bool:
+    separators = {"/", os.sep} | ({os.altsep} if os.altsep else set())
+    return (
+        not any(sep in source for sep in separators)
+        and not source.endswith((".yaml", ".yml"))
+        and not source.startswith((".", "~"))
+    )
+
+
+def _find_preset(name: str) -> tuple[Path, bool]:
+    table = _preset_table()
+    if name in table:
+        return table[name]
+    listed = ", ".join(sorted(table)) or "none found"
+    raise UsageError(
+        f"unknown preset {name!r}{did_you_mean(name, table)}",
+        hint=f"available presets: {listed}; or pass a .yaml file or a model directory (./{name})",
+    )
+
+
+# --- parsing ----------------------------------------------------------------------------------
+
+
+def _read_yaml(file: Path) -> DictConfig:
+    try:
+        document = OmegaConf.load(file)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+        problem = " ".join(str(getattr(error, "problem", None) or error).split())
+        raise ConfigError([f"{where}malformed YAML: {problem}"], source=str(file)) from None
+    except OmegaConfBaseException as error:
+        raise ConfigError([_first_line(error)], source=str(file)) from None
+    except OSError as error:
+        raise UsageError(f"cannot read config file {file}: {error.strerror or error}") from None
+    if not isinstance(document, DictConfig):
+        raise ConfigError(["expected a mapping of keys at the top level, got a list"], source=str(file))
+    return document
+
+
+def _parse_overrides(overrides: Sequence[str]) -> list[tuple[str, str, DictConfig]]:
+    """(key, original text, parsed config) for each ``key=value`` override, in order."""
+    parsed = []
+    for text in overrides:
+        key, sep, value = text.partition("=")
+        key = key.strip()
+        if not sep or not key or any(not part for part in key.split(".")):
+            raise UsageError(
+                f"malformed override {text!r}: expected key=value",
+                hint="for example generation.temperature=0.7 or model.device=cpu",
+            )
+        try:
+            cfg = OmegaConf.from_dotlist([f"{key}={value}"])
+        except (yaml.YAMLError, OmegaConfBaseException) as error:
+            problem = " ".join(str(getattr(error, "problem", None) or _first_line(error)).split())
+            raise UsageError(
+                f"malformed override {text!r}: {problem}",
+                hint="quote a value with special characters: key='value'",
+            ) from None
+        parsed.append((key, text, cfg))
+    return parsed
+
+
+def _normalise(data: dict[str, Any]) -> None:
+    # `image:` with nothing under it means "enable image with its defaults", as `image: {}` does.
+    modalities = _get(data, "model.modalities")
+    if isinstance(modalities, dict):
+        for name, block in modalities.items():
+            if block is None:
+                modalities[name] = {}
+
+
+# --- checks beyond types ----------------------------------------------------------------------
+
+_RANGES: list[tuple[str, Any, str]] = [
+    ("generation.max_new_tokens", lambda v: v >= 1, "must be at least 1"),
+    ("generation.temperature", lambda v: v >= 0, "must be 0 or more (0 means greedy)"),
+    ("generation.top_p", lambda v: 0 < v <= 1, "must be more than 0 and at most 1"),
+    ("model.max_input_mb", lambda v: v > 0, "must be more than 0"),
+]
+
+
+def _value_issues(data: Mapping[str, Any]) -> list[Issue]:
+    issues = []
+    for key, ok, rule in _RANGES:
+        value = _get(data, key)
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and not ok(value):
+            issues.append(Issue(key, f"{key}: {rule}, got {value!r}"))
+    device = _get(data, "model.device")
+    problem = device_name_problem(device) if isinstance(device, str) else None
+    if problem:
+        issues.append(Issue("model.device", f"model.device: {problem}"))
+    for key in ("model.span_open", "model.span_close"):
+        span = _get(data, key)
+        if isinstance(span, str):
+            try:
+                span.format(name="x")
+            except (KeyError, IndexError, ValueError):
+                issues.append(
+                    Issue(
+                        key,
+                        f"{key}: {span!r} is not a valid span: use {{name}} for the modality "
+                        "name and {{ }} for literal braces",
+                    )
+                )
+    return issues
+
+
+def _registry_issues(data: Mapping[str, Any], registry: Registry) -> list[Issue]:
+    issues = []
+    bridge = _get(data, "model.llm.bridge")
+    if isinstance(bridge, str) and bridge not in registry.bridges:
+        issues.append(_unknown("model.llm.bridge", "bridge", bridge, registry.bridges, registry))
+    template = _get(data, "model.template")
+    if (
+        isinstance(template, str)
+        and template not in ("auto", "tokenizer")
+        and template not in registry.templates
+    ):
+        issues.append(_unknown("model.template", "template", template, registry.templates, registry))
+    fallback = _get(data, "model.fallback_template")
+    if isinstance(fallback, str) and fallback not in registry.templates:
+        issues.append(_unknown("model.fallback_template", "template", fallback, registry.templates, registry))
+    modalities = _get(data, "model.modalities")
+    for name, block in modalities.items() if isinstance(modalities, Mapping) else ():
+        issues += _modality_issues(str(name), block, registry)
+    return issues
+
+
+def _modality_issues(name: str, block: Any, registry: Registry) -> list[Issue]:
+    key = f"model.modalities.{name}"
+    spec = registry.modalities.get(name)
+    issues = [] if spec else [_unknown(key, "modality", name, registry.modalities, registry)]
+    if not isinstance(block, Mapping):
+        return issues
+    for part, table in (("encoder", registry.encoders), ("projector", registry.projectors)):
+        section = block.get(part, {})
+        if not isinstance(section, Mapping) or not isinstance(section.get("name"), (str, type(None))):
+            continue  # a schema problem, already reported
+        chosen = section.get("name") or (getattr(spec, f"default_{part}") if spec else None)
+        if chosen is None:
+            continue
+        part_spec = table.get(chosen)
+        if part_spec is None:
+            default = f"modality {name!r} defaults to {part} {chosen!r}, which is not installed"
+            what = None if section.get("name") else default
+            issues.append(_unknown(f"{key}.{part}.name", part, chosen, table, registry, what))
+            continue
+        supported = getattr(part_spec, "modalities", ())
+        if supported and name not in supported:
+            issues.append(
+                Issue(
+                    f"{key}.{part}.name",
+                    f"{key}.{part}.name: {part} {chosen!r} does not support "
+                    f"modality {name!r} (it supports {', '.join(supported)})",
+                )
+            )
+        options = section.get("options", {})
+        if isinstance(options, Mapping):
+            issues += _options_issues(part, chosen, part_spec.options, options, f"{key}.{part}.options")
+    return issues
+
+
+def _options_issues(
+    kind: str, name: str, options_cls: type | None, options: Mapping[str, Any], key: str
+) -> list[Issue]:
+    if options_cls is None:
+        if options:
+            given = ", ".join(str(k) for k in options)
+            return [Issue(key, f"{key}: {kind} {name!r} takes no options, got {given}")]
+        return []
+    try:
+        return find_issues(options_cls, options, key)
+    except TypeError as error:  # the plugin's options class cannot be introspected: its bug
+        return [Issue(key, f"{key}: cannot check the options of {kind} {name!r}: {error}")]
+
+
+def _unknown(
+    key: str, kind: str, name: str, table: Mapping[str, Any], registry: Registry, what: str | None = None
+) -> Issue:
+    """``<key>: unknown <kind> 'x' (did you mean 'y'?); installed <kind>s: ...`` and the plugins hint."""
+    installed = ", ".join(sorted(table)) or "none"
+    failed = f"; {len(registry.failed)} plugin(s) failed to load" if registry.failed else ""
+    what = what or f"unknown {kind} {name!r}{did_you_mean(name, table)}"
+    kinds = "modalities" if kind == "modality" else f"{kind}s"
+    text = f"{key}: {what}; installed {kinds}: {installed}{failed} ({_PLUGINS_HINT})"
+    return Issue(key, text)
+
+
+def _annotate(issue: Issue, parsed: list[tuple[str, str, DictConfig]]) -> str:
+    # The last override of a key wins, so it is the one to blame.
+    for key, text, _ in reversed(parsed):
+        if _under(issue.key, key) or _under(key, issue.key):
+            return f"{issue.text} (from override {text!r})"
+    return issue.text
+
+
+# --- after validation -------------------------------------------------------------------------
+
+
+def resolve_path(value: str | None, base_dir: Path) -> str | None:
+    """``value`` as an absolute path when it is a local path, else unchanged.
+
+    A value is a local path when it starts with ``.``, ``/`` or ``~`` (or is absolute), or when
+    it names something that exists relative to ``base_dir``. ``builtin:<name>`` values and hub
+    ids such as ``org/name`` that do not exist locally are left untouched.
+    """
+    if value is None or value.startswith("builtin:"):
+        return value
+    candidate = Path(value).expanduser()
+    local = value.startswith((".", "/", "~")) or candidate.is_absolute() or (base_dir / candidate).exists()
+    # normpath, not resolve(): keep the user's symlinks, only tidy `..` and `.`.
+    return os.path.normpath(base_dir / candidate) if local else value
+
+
+def _resolve_paths(config: AnymodalConfig, base_dir: Path, override_keys: list[str]) -> None:
+    cwd = Path.cwd()
+
+    def base(key: str) -> Path:
+        # An override is typed on the command line, so its relative paths mean "from here".
+        return cwd if any(_under(key, ok) for ok in override_keys) else base_dir
+
+    llm = config.model.llm
+    llm.path = resolve_path(llm.path, base("model.llm.path")) or llm.path
+    llm.adapter = resolve_path(llm.adapter, base("model.llm.adapter"))
+    for name, modality in config.model.modalities.items():
+        for part, section in (("encoder", modality.encoder), ("projector", modality.projector)):
+            section.weights = resolve_path(section.weights, base(f"model.modalities.{name}.{part}.weights"))
+
+
+def _attach_plugin_choices(config: AnymodalConfig, registry: Registry) -> None:
+    """Pin each modality's encoder/projector name and turn its options into the spec's dataclass."""
+    for name, modality in config.model.modalities.items():
+        spec = registry.modalities[name]
+        for section, table, default in (
+            (modality.encoder, registry.encoders, spec.default_encoder),
+            (modality.projector, registry.projectors, spec.default_projector),
+        ):
+            section.name = section.name or default
+            options_cls = table[section.name].options
+            if options_cls is not None:
+                # The schema types options as a dict (the YAML form); the runtime wants the instance.
+                section.options = cast(Any, build(options_cls, section.options))
+
+
+# --- small helpers ----------------------------------------------------------------------------
+
+
+def _get(data: Mapping[str, Any], key: str) -> Any:
+    """The value at a dotted key, or None when any step is missing or not a mapping."""
+    node: Any = data
+    for part in key.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def _under(key: str, ancestor: str) -> bool:
+    return bool(ancestor) and (key == ancestor or key.startswith((ancestor + ".", ancestor + "[")))
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def _plain(value: Any) -> Any:
+    if is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in fields(value)}
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [_plain(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, Enum):
+        return value.value
+    return value

@@ -1,0 +1,1 @@
+"""Shipped presets, packaged as ``anymodal.configs`` (see pyproject.toml)."""
