@@ -1,0 +1,173 @@
+"""The hf bridge: any Hugging Face causal LM, seen by anymodal through token ids and embeddings."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, cast
+
+import torch
+from torch import nn
+
+import anymodal
+from anymodal_hf import loading, lora
+from anymodal_hf.generation import ForwardArgs, decode_loop
+from anymodal_hf.streaming import stream_text
+
+
+class HFBridge(anymodal.Bridge):
+    """A loaded ``AutoModelForCausalLM`` and its tokenizer.
+
+    Build it with :meth:`load`, which freezes the LLM's own weights: anymodal trains projectors
+    and, in stage 2, LoRA adapters (:meth:`add_lora`), never the full LLM. The constructor takes a
+    model and tokenizer as they are (tests wrap hand-built models this way).
+    """
+
+    def __init__(self, model: nn.Module, tokenizer: Any) -> None:
+        # A transformers PreTrainedModel (or a PEFT wrapper): typed loosely, its API is dynamic.
+        self._model: Any = cast(Any, model)  # a bare Any would be narrowed back to nn.Module
+        self.tokenizer = tokenizer
+        self._ensure_pad_token()
+        self.bos_token_id = tokenizer.bos_token_id
+        self.eos_token_id = tokenizer.eos_token_id
+        self.pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+        self.hidden_size = int(self._model.get_input_embeddings().weight.shape[-1])
+        self._args = ForwardArgs(model)
+
+    @classmethod
+    def load(cls, settings: anymodal.LLMSettings, device: str, dtype: str) -> HFBridge:
+        """Load from ``settings.path`` (directory or hub id) onto ``device`` in ``dtype``.
+
+        Raises :class:`anymodal.UsageError` for bad options, device or dtype, and
+        :class:`anymodal.ModelLoadError` for a model, tokenizer or adapter that cannot be loaded.
+        """
+        options = loading.parse_options(settings.options)
+        torch_dtype = loading.resolve_dtype(dtype)
+        torch_device = loading.check_device(device)
+        source = loading.resolve_source(settings.path, options)
+        config = loading.load_config(source, options)
+        tokenizer = loading.load_tokenizer(source, options)
+        model = loading.load_model(source, options, config, torch_dtype, torch_device)
+        model.requires_grad_(False)
+        if settings.adapter:
+            model = loading.load_adapter(model, settings.adapter)
+        return cls(model.eval(), tokenizer)
+
+    @property
+    def module(self) -> nn.Module:
+        return self._model
+
+    @property
+    def eos_token_ids(self) -> set[int]:
+        """Every id that ends a reply: the tokenizer's eos and the generation config's (which may list
+        several, e.g. Llama 3's ``<|eot_id|>``)."""
+        ids = {self.eos_token_id} if self.eos_token_id is not None else set()
+        generation_config = getattr(self._model, "generation_config", None)
+        configured = getattr(generation_config, "eos_token_id", None)
+        if isinstance(configured, int):
+            ids.add(configured)
+        elif isinstance(configured, (list, tuple)):
+            ids.update(int(i) for i in configured)
+        return ids
+
+    def tokenize(self, text: str) -> list[int]:
+        return list(self.tokenizer.encode(text, add_special_tokens=False))
+
+    def decode(self, ids: Sequence[int]) -> str:
+        return str(
+            self.tokenizer.decode(list(ids), skip_special_tokens=True, clean_up_tokenization_spaces=False)
+        )
+
+    def chat_template_render(
+        self, messages: Sequence[anymodal.Message], add_generation_prompt: bool
+    ) -> str | None:
+        if not getattr(self.tokenizer, "chat_template", None):
+            return None
+        conversation = [{"role": m.role, "content": m.content} for m in messages]
+        try:
+            rendered = self.tokenizer.apply_chat_template(
+                conversation, tokenize=False, add_generation_prompt=add_generation_prompt
+            )
+        except Exception as error:  # jinja raises its own errors, e.g. "roles must alternate"
+            raise anymodal.UsageError(
+                f"the tokenizer's chat template rejected the conversation: {error}",
+                hint="set model.template to a named template instead of auto",
+            ) from error
+        return str(rendered)
+
+    def embed(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """``[batch, seq] -> [batch, seq, hidden_size]``."""
+        embeddings: torch.Tensor = self._model.get_input_embeddings()(input_ids.to(self.device))
+        return embeddings
+
+    def forward(
+        self,
+        inputs_embeds: torch.Tensor,
+        attention_mask: torch.Tensor,
+        labels: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor | None, torch.Tensor]:
+        """``inputs_embeds [batch, seq, hidden]``, ``attention_mask [batch, seq]``, ``labels [batch, seq]``
+        (-100 ignored; shifted inside) -> ``(loss or None, logits [batch, seq, vocab])``."""
+        outputs = self._model(
+            inputs_embeds=inputs_embeds.to(self.dtype),
+            attention_mask=attention_mask,
+            labels=labels,
+            use_cache=False,
+            **self._args.positions(attention_mask),
+        )
+        return outputs.loss, outputs.logits
+
+    def generate(
+        self,
+        inputs_embeds: torch.Tensor,
+        attention_mask: torch.Tensor,
+        config: anymodal.GenerationConfig,
+    ) -> Iterator[str]:
+        """Stream the reply to one prompt ``inputs_embeds [1, seq, hidden]`` as text pieces."""
+        ids = self.generate_ids(inputs_embeds, attention_mask, config)
+        return stream_text(ids, self.decode, config.stop)
+
+    def generate_ids(
+        self,
+        inputs_embeds: torch.Tensor,
+        attention_mask: torch.Tensor,
+        config: anymodal.GenerationConfig,
+    ) -> Iterator[int]:
+        """The reply's token ids, before detokenization and stop strings."""
+        return decode_loop(
+            self._model,
+            inputs_embeds.to(device=self.device, dtype=self.dtype),
+            attention_mask.to(self.device),
+            config,
+            self.eos_token_ids,
+        )
+
+    def add_lora(self, settings: anymodal.LoraSettings) -> None:
+        if _is_peft(self._model):
+            # An adapter loaded with model.llm.adapter: train it further rather than stack another.
+            lora.train_loaded_adapter(self._model, settings)
+        else:
+            self._model = lora.add_lora(self._model, settings)
+        self._args = ForwardArgs(self._model)
+
+    def save(self, directory: Path) -> None:
+        """LoRA-wrapped: the adapter in PEFT format (adapter_config.json, adapter_model.safetensors);
+        otherwise the whole model (config.json, model.safetensors). The tokenizer either way."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        self._model.save_pretrained(str(directory))
+        self.tokenizer.save_pretrained(str(directory))
+
+    def _ensure_pad_token(self) -> None:
+        """Batches need a pad id; many causal LM tokenizers have none, so borrow eos (or unk)."""
+        tokenizer = self.tokenizer
+        if tokenizer.pad_token is None:
+            borrowed = tokenizer.eos_token if tokenizer.eos_token is not None else tokenizer.unk_token
+            if borrowed is not None:
+                tokenizer.pad_token = borrowed
+
+
+def _is_peft(model: nn.Module) -> bool:
+    from peft import PeftModel
+
+    return isinstance(model, PeftModel)

@@ -1,0 +1,112 @@
+"""Our own decode loop over a Hugging Face causal LM, starting from ``inputs_embeds``.
+
+Not ``model.generate``: the prompt arrives as embeddings with modality tokens spliced in, the
+reply must stream, stop strings must cut it exactly, and the loop has to stop the moment its
+consumer goes away. One forward over the prompt fills the KV cache; each step then feeds one token.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Collection, Iterator
+from typing import Any
+
+import torch
+from torch import nn
+
+import anymodal
+
+
+class ForwardArgs:
+    """The keyword names a model's forward takes, which differ across transformers versions.
+
+    transformers 5.x calls the KV cache ``cache`` (``past_key_values`` before); ``logits_to_keep``
+    saves computing logits for every prompt position when only the last is needed.
+    """
+
+    def __init__(self, model: nn.Module) -> None:
+        get_base_model = getattr(model, "get_base_model", None)  # look through a PEFT wrapper
+        base = get_base_model() if callable(get_base_model) else model
+        parameters = inspect.signature(base.forward).parameters
+        self.cache = "cache" if "cache" in parameters else "past_key_values"
+        self.position_ids = "position_ids" in parameters
+        self.logits_to_keep = "logits_to_keep" in parameters
+
+    def positions(self, attention_mask: torch.Tensor) -> dict[str, torch.Tensor]:
+        """``position_ids [batch, seq]`` counted over real tokens, so left padding does not shift them."""
+        if not self.position_ids:
+            return {}
+        positions = attention_mask.long().cumsum(-1) - 1
+        return {"position_ids": positions.clamp(min=0)}
+
+
+def positions_of_last(args: ForwardArgs, attention_mask: torch.Tensor, count: int) -> dict[str, torch.Tensor]:
+    return {name: value[:, -count:] for name, value in args.positions(attention_mask).items()}
+
+
+def decode_loop(
+    model: nn.Module,
+    inputs_embeds: torch.Tensor,
+    attention_mask: torch.Tensor,
+    config: anymodal.GenerationConfig,
+    eos_token_ids: Collection[int] = (),
+) -> Iterator[int]:
+    """Yield the reply's token ids for one prompt ``inputs_embeds [1, seq, hidden]``.
+
+    ``attention_mask [1, seq]``. Ends at an eos id (not yielded) or after ``config.max_new_tokens``
+    ids. Greedy takes the argmax; sampling divides by the temperature, keeps the nucleus of
+    ``top_p`` mass and draws with a generator seeded from ``config.seed`` when one is given. Each
+    step runs under ``torch.inference_mode``, which is off again whenever control is with the caller.
+    """
+    if inputs_embeds.dim() != 3 or inputs_embeds.shape[0] != 1:
+        raise ValueError(f"decode_loop takes one prompt [1, seq, hidden], got {tuple(inputs_embeds.shape)}")
+    if config.max_new_tokens <= 0:
+        return
+    args = ForwardArgs(model)
+    device = inputs_embeds.device
+    generator = None
+    if not config.greedy and config.seed is not None:
+        generator = torch.Generator(device=device).manual_seed(config.seed)
+    mask = attention_mask.to(device=device, dtype=torch.long)
+    with torch.inference_mode():
+        kwargs: dict[str, Any] = {"inputs_embeds": inputs_embeds, **args.positions(mask)}
+        if args.logits_to_keep:
+            kwargs["logits_to_keep"] = 1
+        outputs = model(attention_mask=mask, use_cache=True, **kwargs)
+        cache = getattr(outputs, args.cache)
+        token = next_token(outputs.logits[:, -1], config, generator)
+    for generated in range(1, config.max_new_tokens + 1):
+        if token in eos_token_ids:
+            return
+        yield token
+        if generated == config.max_new_tokens:
+            return
+        with torch.inference_mode():
+            mask = torch.cat([mask, mask.new_ones((1, 1))], dim=1)
+            outputs = model(
+                input_ids=torch.tensor([[token]], device=device),
+                attention_mask=mask,
+                use_cache=True,
+                **{args.cache: cache},
+                **positions_of_last(args, mask, 1),
+            )
+            cache = getattr(outputs, args.cache)
+            token = next_token(outputs.logits[:, -1], config, generator)
+
+
+def next_token(
+    logits: torch.Tensor, config: anymodal.GenerationConfig, generator: torch.Generator | None = None
+) -> int:
+    """Pick the next id from ``logits [1, vocab]``: argmax, or a temperature + top-p sample."""
+    if config.greedy:
+        return int(logits.argmax(dim=-1).item())
+    probs = torch.softmax(logits.float() / config.temperature, dim=-1)
+    if config.top_p < 1.0:
+        # Stable sort: among equal probabilities the lowest id comes first, as with argmax.
+        sorted_probs, order = probs.sort(dim=-1, descending=True, stable=True)
+        mass_before = sorted_probs.cumsum(dim=-1) - sorted_probs
+        keep = mass_before < config.top_p
+        keep[..., 0] = True  # the most likely token always stays, so top_p -> 0 is greedy
+        choice = torch.multinomial(sorted_probs * keep, num_samples=1, generator=generator)
+        return int(order.gather(-1, choice).item())
+    return int(torch.multinomial(probs, num_samples=1, generator=generator).item())

@@ -1,0 +1,41 @@
+"""Fixtures for the hf bridge tests: a tiny Llama saved to disk and loaded through the bridge."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import torch
+from anymodal_hf.bridge import HFBridge
+
+import anymodal
+from anymodal.testing import save_tiny_llm
+
+PROMPT = "### Human: What colour is the shape in the image?\n### Assistant:"
+
+
+@pytest.fixture(scope="session")
+def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return save_tiny_llm(tmp_path_factory.mktemp("tiny-llm"))
+
+
+@pytest.fixture
+def bridge(tiny_dir: Path) -> HFBridge:
+    return HFBridge.load(anymodal.LLMSettings(path=str(tiny_dir)), "cpu", "float32")
+
+
+Prompt = Callable[..., tuple[torch.Tensor, torch.Tensor]]
+
+
+@pytest.fixture
+def make_prompt() -> Prompt:
+    """``make_prompt(bridge, text=PROMPT) -> (inputs_embeds [1, seq, hidden], attention_mask [1, seq])``,
+    the embedded bos + ``text``, as the runtime would hand them to the bridge."""
+
+    def embed(bridge: HFBridge, text: str = PROMPT) -> tuple[torch.Tensor, torch.Tensor]:
+        ids = torch.tensor([[bridge.bos_token_id, *bridge.tokenize(text)]])
+        with torch.no_grad():
+            return bridge.embed(ids), torch.ones_like(ids)
+
+    return embed
