@@ -164,7 +164,9 @@ class _Loader:
             self.registry.add(record, staged)
         except Exception as error:
             record.status = "failed"
-            record.error = str(error) if isinstance(error, PluginError) else f"{type(error).__name__}: {error}"
+            record.error = (
+                str(error) if isinstance(error, PluginError) else f"{type(error).__name__}: {error}"
+            )
             record.traceback = traceback.format_exc()
             if self.strict:
                 raise PluginError(f"plugin {record.label} failed: {record.error}") from error
@@ -250,8 +252,12 @@ def load_registry(
         loader.load(record, ep.load, dist)
     for plugin in plugins:
         name = getattr(plugin, "__name__", type(plugin).__name__)
-        loader.load(PluginRecord(name, None, None), lambda plugin=plugin: plugin)
+        loader.load(PluginRecord(name, None, None), _constant(plugin))
     return registry
+
+
+def _constant(plugin: object) -> Callable[[], object]:
+    return lambda: plugin
 
 
 _REGISTRY: Registry | None = None

@@ -1,0 +1,136 @@
+"""A multi-turn chat with a model: history, attached inputs, streamed replies.
+
+An input is encoded once per session: its projected embedding is cached by content (modality,
+file hash, preprocessing options), so later turns that still show it in the history, or attach the
+same file again, reuse it. A failed turn leaves the history and the attached files as they were.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from anymodal.config.schema import AnymodalConfig
+from anymodal.plugins import Registry
+from anymodal.processor import Attachment, PromptProcessor, Slot, Turn
+from anymodal.runtime import AnyModalModel, PreparedInput, scatter_embeddings, sum_projected
+from anymodal.specs import GenerationConfig, Message
+from anymodal.templates import resolve_template, tokenizer_template
+
+
+@dataclass
+class ChatTurn:
+    """One exchange: the user's text, the inputs sent with it, and the reply (maybe cut short)."""
+
+    user: str
+    inputs: list[PreparedInput]
+    reply: str = ""
+    interrupted: bool = False
+
+
+@dataclass
+class ChatSession:
+    model: AnyModalModel
+    processor: PromptProcessor
+    generation: GenerationConfig
+    system_prompt: str | None = None
+    history: list[ChatTurn] = field(default_factory=list)
+    pending: list[PreparedInput] = field(default_factory=list)
+    #: Number of inputs actually run through an encoder (the rest came from the cache).
+    encoded_count: int = 0
+    _cache: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_config(cls, config: AnymodalConfig, registry: Registry) -> ChatSession:
+        model = AnyModalModel.from_config(config.model, registry)
+        return cls.for_model(model, config, registry)
+
+    @classmethod
+    def for_model(cls, model: AnyModalModel, config: AnymodalConfig, registry: Registry) -> ChatSession:
+        bridge, model_config = model.bridge, config.model
+        template = resolve_template(
+            model_config.template,
+            registry.templates,
+            fallback=model_config.fallback_template,
+            tokenizer=tokenizer_template(bridge.chat_template_render),
+        )
+        processor = PromptProcessor(
+            template=template,
+            tokenizer=bridge,
+            placeholders={name: spec.placeholder for name, spec in model.specs.items()},
+            fusion=model_config.fusion,
+            span_open=model_config.span_open,
+            span_close=model_config.span_close,
+            extra_stop=tuple(config.generation.stop),
+        )
+        settings = config.generation
+        generation = GenerationConfig(
+            max_new_tokens=settings.max_new_tokens,
+            do_sample=settings.do_sample,
+            temperature=settings.temperature,
+            top_p=settings.top_p,
+            stop=processor.stop,
+            seed=settings.seed,
+        )
+        return cls(model, processor, generation, model_config.system_prompt)
+
+    def attach(self, modality: str, path: str | Path) -> PreparedInput:
+        """Check, decode and preprocess a file now, to send with the next message."""
+        prepared = self.model.prepare(modality, path)
+        self.pending.append(prepared)
+        return prepared
+
+    def reset(self) -> None:
+        """Forget the conversation and attached files (cached encodings stay valid and are kept)."""
+        self.history.clear()
+        self.pending.clear()
+
+    def ask(self, text: str) -> Iterator[str]:
+        """Stream the reply to ``text`` (with the attached files). The turn joins the history when
+        the reply ends, is stopped, or fails part-way, keeping what was said."""
+        turn = ChatTurn(text, list(self.pending))
+        prompt = self.processor.process(self._conversation(turn))
+        inputs = [item for past in [*self.history, turn] for item in past.inputs]
+        inputs_embeds = self._embed(prompt.input_ids, prompt.slots, inputs)
+        self.pending.clear()
+        mask = torch.ones(inputs_embeds.shape[:2], dtype=torch.long, device=inputs_embeds.device)
+        return self._stream(turn, self.model.bridge.generate(inputs_embeds, mask, self.generation))
+
+    def _stream(self, turn: ChatTurn, pieces: Iterator[str]) -> Iterator[str]:
+        turn.interrupted = True
+        try:
+            for piece in pieces:
+                turn.reply += piece
+                yield piece
+            turn.interrupted = False
+        finally:
+            self.history.append(turn)
+
+    def _conversation(self, current: ChatTurn) -> list[Turn | Message]:
+        conversation: list[Turn | Message] = []
+        if self.system_prompt:
+            conversation.append(Message("system", self.system_prompt))
+        for turn in [*self.history, current]:
+            attachments = tuple(
+                Attachment(i.modality, self.model.tokens_per_input(i.modality)) for i in turn.inputs
+            )
+            conversation.append(Turn(Message("user", turn.user), attachments))
+            if turn is not current:
+                conversation.append(Message("assistant", turn.reply))
+        return conversation
+
+    def _embed(self, input_ids: list[int], slots: list[Slot], inputs: list[PreparedInput]) -> torch.Tensor:
+        """``[1, seq, hidden]`` prompt embeddings with every input's projection in its slot."""
+        missing = [item for item in inputs if item.key not in self._cache]
+        if missing:
+            for item, projected in zip(missing, self.model.encode(missing), strict=True):
+                self._cache[item.key] = projected
+            self.encoded_count += len(missing)
+        cached = [self._cache[item.key] for item in inputs]
+        slot_embeddings = [sum_projected(cached, slot.input_indices) for slot in slots]
+        ids = torch.tensor([input_ids], device=self.model.device)
+        with torch.no_grad():
+            return scatter_embeddings(self.model.bridge.embed(ids), [slots], [slot_embeddings])

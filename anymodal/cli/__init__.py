@@ -1,0 +1,115 @@
+"""The ``anymodal`` command. Errors are one line with a next step; ``--debug`` shows tracebacks.
+
+Exit codes: 0 ok, 1 runtime error, 2 usage error.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import click
+
+from anymodal import __version__
+from anymodal.errors import AnymodalError
+
+#: Commands whose modules are imported only when used, so `anymodal --help` stays fast.
+COMMANDS = {
+    "chat": ("anymodal.cli.chat", "chat", "Chat with a model about files of any installed modality."),
+    "plugins": ("anymodal.cli.plugins", "plugins", "List installed plugins, what they register, and errors."),
+    "config": ("anymodal.cli.config", "config", "Show or validate a configuration."),
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in COMMANDS:
+            return None
+        module_name, attribute, _ = COMMANDS[cmd_name]
+        module = __import__(module_name, fromlist=[attribute])
+        command: click.Command = getattr(module, attribute)()
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, COMMANDS[name][2]) for name in sorted(COMMANDS)])
+
+
+class AnymodalGroup(LazyGroup):
+    """Turns every error into one line and an exit code, for the console script and CliRunner alike."""
+
+    def main(  # type: ignore[override]
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> int:
+        argv = list(sys.argv[1:] if args is None else args)
+        code = _run(
+            lambda: super(AnymodalGroup, self).main(
+                argv, prog_name or "anymodal", complete_var, False, **extra
+            ),
+            argv,
+        )
+        if standalone_mode:
+            sys.exit(code)
+        return code
+
+
+@click.group(cls=AnymodalGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="anymodal")
+@click.option("--debug", is_flag=True, help="Show full tracebacks on errors.")
+def cli(debug: bool) -> None:
+    """anymodal: any modality into a large language model."""
+
+
+def _debug_requested(argv: Sequence[str]) -> bool:
+    return "--debug" in argv or os.environ.get("ANYMODAL_DEBUG", "") not in ("", "0")
+
+
+def _run(invoke: Callable[[], Any], argv: Sequence[str]) -> int:
+    debug = _debug_requested(argv)
+    try:
+        result = invoke()
+    except click.ClickException as error:
+        error.show()
+        return error.exit_code
+    except click.Abort:
+        click.echo("aborted", err=True)
+        return 1
+    except AnymodalError as error:
+        if debug:
+            traceback.print_exc()
+        click.echo(f"error: {error}", err=True)
+        return error.exit_code
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        return 130
+    except Exception as error:
+        if debug:
+            traceback.print_exc()
+        click.echo(
+            f"error: unexpected {type(error).__name__}: {error} (run with --debug for the traceback)",
+            err=True,
+        )
+        return 1
+    # click returns the exit code of --help/--version (its Exit) when not standalone
+    return result if isinstance(result, int) else 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI and return its exit code."""
+    return cli.main(argv, standalone_mode=False)
+
+
+def run() -> None:
+    """Console-script entry point."""
+    cli.main()

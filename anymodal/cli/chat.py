@@ -1,0 +1,196 @@
+"""``anymodal chat``: one flag per installed modality, generated from the registry.
+
+With a PROMPT it answers once and exits. Without one it is an interactive chat: ``/<modality>
+FILE`` attaches a file to the next message, ``/reset`` clears the history, ``/quit`` leaves.
+Ctrl-C stops a reply, not the chat; no error ends the chat or loses its history.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING
+
+import click
+
+from anymodal.errors import AnymodalError, UsageError
+from anymodal.inputs import check_input_file
+from anymodal.plugins import Registry, get_registry
+
+if TYPE_CHECKING:
+    from anymodal.chat import ChatSession, ChatTurn
+
+#: Options of `chat` itself; a modality whose flag collides with one of them gets no flag.
+RESERVED = {"--model", "--set", "--max-new-tokens", "--temperature", "--top-p", "--seed", "--help"}
+
+HELP_TEXT = """commands:
+  /<modality> FILE   attach a file to your next message (for example /image photo.jpg)
+  /reset             forget the conversation and any attached files
+  /history           show the conversation so far
+  /help              show this help
+  /quit              leave (Ctrl-D also leaves; Ctrl-C stops a reply)"""
+
+
+def chat() -> click.Command:
+    registry = get_registry()
+    modalities = {
+        name: spec for name, spec in sorted(registry.modalities.items()) if spec.flag not in RESERVED
+    }
+    params: list[click.Parameter] = [
+        click.Option(
+            [spec.flag],
+            f"input_{name}",
+            multiple=True,
+            metavar="FILE",
+            help=f"{spec.description or name} ({', '.join(spec.file_kinds)}); repeatable.",
+        )
+        for name, spec in modalities.items()
+    ]
+
+    @click.command("chat", params=params)
+    @click.argument("prompt", required=False)
+    @click.option(
+        "--model", "model_source", metavar="PRESET|DIR", help="Preset name, YAML file or model directory."
+    )
+    @click.option(
+        "--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config key; repeatable."
+    )
+    @click.option("--max-new-tokens", type=int, help="Longest reply, in tokens.")
+    @click.option("--temperature", type=float, help="Sampling temperature (0 = greedy).")
+    @click.option("--top-p", type=float, help="Nucleus sampling threshold.")
+    @click.option("--seed", type=int, help="Seed for sampling.")
+    def command(
+        prompt: str | None,
+        model_source: str | None,
+        overrides: tuple[str, ...],
+        max_new_tokens: int | None,
+        temperature: float | None,
+        top_p: float | None,
+        seed: int | None,
+        **inputs: tuple[str, ...],
+    ) -> None:
+        """Chat with a model about files of any installed modality."""
+        files = [(name.removeprefix("input_"), path) for name, paths in inputs.items() for path in paths]
+        shortcuts = {
+            "generation.max_new_tokens": max_new_tokens,
+            "generation.temperature": temperature,
+            "generation.top_p": top_p,
+            "generation.seed": seed,
+        }
+        extra = [f"{key}={value}" for key, value in shortcuts.items() if value is not None]
+        if temperature is not None:
+            extra.append(f"generation.do_sample={str(temperature > 0).lower()}")
+        session = _start(registry, model_source, [*overrides, *extra], files)
+        if prompt is not None:
+            _answer(session, prompt)
+        else:
+            _interactive(session)
+
+    return command
+
+
+def _start(
+    registry: Registry, source: str | None, overrides: list[str], files: list[tuple[str, str]]
+) -> ChatSession:
+    from anymodal.chat import ChatSession
+    from anymodal.config import load_config
+
+    loaded = load_config(source, overrides, registry)
+    enabled = loaded.config.model.modalities
+    for modality, path in files:  # refuse before loading anything heavy
+        if modality not in enabled:
+            accepts = ", ".join(sorted(enabled)) or "text only"
+            raise UsageError(
+                f"the model {loaded.source} was not built with the {modality} modality "
+                f"(it accepts: {accepts})",
+                hint=f"choose a model whose config enables model.modalities.{modality}",
+            )
+        check_input_file(
+            path,
+            registry.modalities[modality].file_kinds,
+            modality=modality,
+            max_mb=loaded.config.model.max_input_mb,
+        )
+    if loaded.config.model.notice:
+        click.secho(loaded.config.model.notice.strip(), fg="yellow", err=True)
+    session = ChatSession.from_config(loaded.config, registry)
+    for modality, path in files:
+        session.attach(modality, path)
+    return session
+
+
+def _answer(session: ChatSession, prompt: str) -> None:
+    _stream(session.ask(prompt))
+
+
+def _stream(pieces: Iterator[str]) -> None:
+    try:
+        for piece in pieces:
+            click.echo(piece, nl=False)
+    finally:
+        click.echo()
+
+
+def _interactive(session: ChatSession) -> None:
+    click.echo("anymodal chat: type a message, /help for commands, Ctrl-D to leave.", err=True)
+    while True:
+        try:
+            line = click.prompt("you", prompt_suffix="> ", default="", show_default=False, err=True)
+        except (EOFError, click.Abort):
+            click.echo(err=True)
+            return
+        except KeyboardInterrupt:
+            click.echo("\n(Ctrl-D or /quit leaves the chat)", err=True)
+            continue
+        line = line.strip()
+        if not line:
+            continue
+        try:
+            if line.startswith("/"):
+                if _command(session, line):
+                    return
+                continue
+            pieces = session.ask(line)
+            try:
+                _stream(pieces)
+            except KeyboardInterrupt:
+                close = getattr(pieces, "close", None)
+                if close is not None:
+                    close()
+                click.echo("[reply stopped]", err=True)
+        except AnymodalError as error:
+            click.echo(f"error: {error}", err=True)
+
+
+def _command(session: ChatSession, line: str) -> bool:
+    """Run one slash command; True means leave the chat."""
+    name, _, argument = line[1:].partition(" ")
+    argument = argument.strip()
+    if name in ("quit", "exit"):
+        return True
+    if name == "help":
+        click.echo(HELP_TEXT, err=True)
+    elif name == "reset":
+        session.reset()
+        click.echo("(conversation cleared)", err=True)
+    elif name == "history":
+        for line_text in _history_lines(session.history):
+            click.echo(line_text)
+    elif name in session.model.specs:
+        if not argument:
+            raise UsageError(f"/{name} needs a file path", hint=f"/{name} FILE")
+        prepared = session.attach(name, argument)
+        click.echo(f"(attached {name} {prepared.path}; it goes with your next message)", err=True)
+    else:
+        known = ", ".join(f"/{m}" for m in sorted(session.model.specs))
+        raise UsageError(
+            f"unknown command /{name}",
+            hint=f"commands: /help /reset /history /quit{', ' + known if known else ''}",
+        )
+    return False
+
+
+def _history_lines(history: Iterable[ChatTurn]) -> Iterator[str]:
+    for turn in history:
+        attached = "".join(f" [{item.modality}: {item.path.name}]" for item in turn.inputs)
+        yield f"you{attached}: {turn.user}"
+        yield f"model: {turn.reply}{' [stopped]' if turn.interrupted else ''}"

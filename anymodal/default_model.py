@@ -1,0 +1,60 @@
+"""Models that ship with anymodal, addressed as ``builtin:<name>`` in ``model.llm.path``.
+
+A built-in model is materialised once into the cache directory (``$ANYMODAL_HOME`` or
+``~/.cache/anymodal``) and reused. Building goes to a temporary folder renamed into place, so an
+interrupted build never leaves a half-written model behind.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from anymodal.errors import UsageError
+from anymodal.suggest import did_you_mean
+
+BUILTIN_PREFIX = "builtin:"
+
+
+def _build_tiny_untrained(directory: Path) -> None:
+    from anymodal.testing.tiny import save_tiny_llm
+
+    save_tiny_llm(directory, seed=0)
+
+
+#: name -> (version, builder). Bump the version when a builder's output changes.
+BUILTIN_MODELS: dict[str, tuple[int, Callable[[Path], None]]] = {
+    "tiny-untrained": (1, _build_tiny_untrained),
+}
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("ANYMODAL_HOME") or Path.home() / ".cache" / "anymodal")
+
+
+def resolve_llm_path(path: str) -> str:
+    """``builtin:<name>`` -> the materialised directory; any other value is returned unchanged."""
+    if not path.startswith(BUILTIN_PREFIX):
+        return path
+    name = path[len(BUILTIN_PREFIX) :]
+    if name not in BUILTIN_MODELS:
+        raise UsageError(
+            f"unknown built-in model {name!r}{did_you_mean(name, BUILTIN_MODELS)}",
+            hint=f"built-in models: {', '.join(sorted(BUILTIN_MODELS))}",
+        )
+    version, build = BUILTIN_MODELS[name]
+    target = cache_dir() / "models" / f"{name}-v{version}"
+    if not (target / "config.json").is_file():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=target.parent))
+        try:
+            build(staging)
+            if target.exists():  # a concurrent build won, or an old broken copy: replace it
+                shutil.rmtree(target, ignore_errors=True)
+            staging.rename(target)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    return str(target)

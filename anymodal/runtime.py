@@ -1,0 +1,223 @@
+"""The assembled model: for each enabled modality an encoder and a projector, plus an LLM bridge.
+
+Data flows one way: file -> loader -> preprocessor -> encoder -> projector -> the prompt's
+``inputs_embeds`` (at the positions the processor reserved) -> bridge. Encoders are frozen.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from anymodal.bridge import Bridge
+from anymodal.config.device import resolve_device, resolve_dtype
+from anymodal.config.schema import ModalityConfig, ModelConfig
+from anymodal.default_model import resolve_llm_path
+from anymodal.errors import AnymodalError, InputError, UsageError
+from anymodal.inputs import check_input_file
+from anymodal.plugins import Registry
+from anymodal.processor import ProcessedPrompt, Slot
+from anymodal.specs import EncoderOutput, LLMSettings, ModalitySpec
+from anymodal.weights import load_weights
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+@dataclass
+class PreparedInput:
+    """One input file, checked, decoded and preprocessed; ``key`` identifies its content."""
+
+    modality: str
+    path: Path
+    tensor: torch.Tensor
+    key: str = field(repr=False)
+
+
+class AnyModalModel(nn.Module):
+    """Encoders and projectors keyed by modality, and the LLM bridge they feed."""
+
+    def __init__(
+        self,
+        config: ModelConfig,
+        bridge: Bridge,
+        specs: dict[str, ModalitySpec],
+        encoders: dict[str, nn.Module],
+        projectors: dict[str, nn.Module],
+    ) -> None:
+        super().__init__()
+        self.config = config
+        self.bridge = bridge
+        self.specs = specs
+        self.encoders = nn.ModuleDict(encoders)
+        self.projectors = nn.ModuleDict(projectors)
+        self.llm = bridge.module  # registered so .to() and parameters() cover the whole model
+
+    @classmethod
+    def from_config(cls, config: ModelConfig, registry: Registry) -> AnyModalModel:
+        """Load the bridge, then build and load every enabled modality's encoder and projector."""
+        device = resolve_device(config.device)
+        dtype = resolve_dtype(config.dtype, device)
+        settings = LLMSettings(
+            path=resolve_llm_path(config.llm.path),
+            adapter=config.llm.adapter,
+            options=dict(config.llm.options),
+        )
+        bridge = registry.get("bridge", config.llm.bridge).load(settings, device, dtype)
+        specs, encoders, projectors = {}, {}, {}
+        for name, modality_config in config.modalities.items():
+            specs[name] = registry.get("modality", name)
+            encoders[name], projectors[name] = _build_modality(
+                specs[name], modality_config, bridge.hidden_size, registry
+            )
+        model = cls(config, bridge, specs, encoders, projectors)
+        model.encoders.to(device=device, dtype=DTYPES[dtype])
+        model.projectors.to(device=device, dtype=DTYPES[dtype])
+        return model
+
+    @property
+    def device(self) -> torch.device:
+        return self.bridge.device
+
+    def tokens_per_input(self, modality: str) -> int:
+        count: int = getattr(self.projectors[modality], "num_tokens")  # noqa: B009 - part of the contract
+        return count
+
+    def check_modality(self, modality: str) -> ModalitySpec:
+        """The spec of an enabled modality, or a usage error naming what this model accepts."""
+        if modality not in self.specs:
+            accepts = ", ".join(sorted(self.specs)) or "text only"
+            raise UsageError(
+                f"this model was not built with the {modality} modality (it accepts: {accepts})",
+                hint=f"use a model whose config enables model.modalities.{modality}",
+            )
+        return self.specs[modality]
+
+    def prepare(self, modality: str, path: str | Path) -> PreparedInput:
+        """Check, decode and preprocess one file. Every failure is an InputError naming the file."""
+        spec = self.check_modality(modality)
+        file = check_input_file(path, spec.file_kinds, modality=modality, max_mb=self.config.max_input_mb)
+        options = self.config.modalities[modality].preprocess
+        try:
+            decoded = spec.loader(file)
+            tensor = spec.preprocess(decoded, **options)
+        except AnymodalError:
+            raise
+        except Exception as error:  # a plugin's decoder failing on a corrupt file
+            raise InputError(
+                f"cannot read {modality} file {file}: {type(error).__name__}: {error}",
+                hint=f"check that it is a valid {'/'.join(spec.file_kinds)} file",
+            ) from error
+        digest = hashlib.sha256(file.read_bytes()).hexdigest()
+        key = f"{modality}:{digest}:{sorted(options.items())}"
+        return PreparedInput(modality, file, tensor, key)
+
+    def encode(self, inputs: Sequence[PreparedInput]) -> list[torch.Tensor]:
+        """Project each input: a list of ``[num_tokens, hidden]`` tensors, in input order.
+
+        Inputs of one modality with equal shapes are encoded as one batch.
+        """
+        out: list[torch.Tensor | None] = [None] * len(inputs)
+        groups: dict[tuple[str, tuple[int, ...]], list[int]] = {}
+        for index, item in enumerate(inputs):
+            groups.setdefault((item.modality, tuple(item.tensor.shape)), []).append(index)
+        for (modality, _), indices in groups.items():
+            encoder, projector = self.encoders[modality], self.projectors[modality]
+            param = next(projector.parameters())
+            batch = torch.stack([inputs[i].tensor for i in indices]).to(param.device)
+            if batch.is_floating_point():
+                batch = batch.to(param.dtype)
+            with torch.no_grad():
+                encoded: EncoderOutput = encoder(batch)
+            projected = projector(encoded).to(self.bridge.dtype)
+            for row, index in enumerate(indices):
+                out[index] = projected[row]
+        return [tensor for tensor in out if tensor is not None]
+
+    def embed_batch(
+        self, prompts: Sequence[ProcessedPrompt], inputs: Sequence[Sequence[PreparedInput]]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Right-padded ``inputs_embeds [batch, seq, hidden]`` and ``attention_mask [batch, seq]``.
+
+        Rows may mix modalities freely: all inputs of the batch are encoded together (grouped by
+        modality and shape), then scattered into each row's slots.
+        """
+        pad = self.bridge.pad_token_id
+        length = max(len(p.input_ids) for p in prompts)
+        ids = torch.full((len(prompts), length), pad, dtype=torch.long)
+        mask = torch.zeros((len(prompts), length), dtype=torch.long)
+        for row, prompt in enumerate(prompts):
+            ids[row, : len(prompt.input_ids)] = torch.tensor(prompt.input_ids)
+            mask[row, : len(prompt.input_ids)] = 1
+        flat = [item for row_inputs in inputs for item in row_inputs]
+        projected = self.encode(flat) if flat else []
+        per_row, offset = [], 0
+        for prompt, row_inputs in zip(prompts, inputs, strict=True):
+            row_projected = projected[offset : offset + len(row_inputs)]
+            offset += len(row_inputs)
+            per_row.append([sum_projected(row_projected, slot.input_indices) for slot in prompt.slots])
+        embeds = self.bridge.embed(ids.to(self.device))
+        embeds = scatter_embeddings(embeds, [p.slots for p in prompts], per_row)
+        return embeds, mask.to(self.device)
+
+
+def sum_projected(projected: Sequence[torch.Tensor], indices: tuple[int, ...]) -> torch.Tensor:
+    """One slot's embedding: its input's projection, or (PandaGPT's sum fusion) the sum over its
+    inputs, each projected with its own bias as PandaGPT does."""
+    total = projected[indices[0]]
+    for index in indices[1:]:
+        total = total + projected[index]
+    return total
+
+
+def _build_modality(
+    spec: ModalitySpec, config: ModalityConfig, llm_dim: int, registry: Registry
+) -> tuple[nn.Module, nn.Module]:
+    encoder_spec = registry.get("encoder", config.encoder.name or spec.default_encoder)
+    encoder = encoder_spec.build(spec.name, config.encoder.options or None)
+    if config.encoder.weights:
+        loader = getattr(encoder, "load_weights", None)
+        if callable(loader):
+            loader(config.encoder.weights)
+        else:
+            load_weights(encoder, config.encoder.weights, f"{encoder_spec.name} encoder of {spec.name}")
+    encoder.requires_grad_(False).eval()
+    projector_spec = registry.get("projector", config.projector.name or spec.default_projector)
+    projector = projector_spec.build(encoder.geometry, llm_dim, config.projector.options or None)
+    if config.projector.weights:
+        load_weights(projector, config.projector.weights, f"{projector_spec.name} projector of {spec.name}")
+    return encoder, projector
+
+
+def scatter_embeddings(
+    inputs_embeds: torch.Tensor,
+    slots: Sequence[Sequence[Slot]],
+    embeddings: Sequence[Sequence[torch.Tensor]],
+) -> torch.Tensor:
+    """Write projected embeddings into the reserved positions of ``inputs_embeds``.
+
+    inputs_embeds: ``[batch, seq, hidden]``; ``slots[b]`` are row b's slots (``start``, ``length``)
+    and ``embeddings[b]`` the matching ``[length, hidden]`` tensors. A count or length mismatch is
+    an error that says which row and which slot.
+    """
+    out = inputs_embeds.clone()
+    for row, (row_slots, row_embeddings) in enumerate(zip(slots, embeddings, strict=True)):
+        if len(row_slots) != len(row_embeddings):
+            raise AnymodalError(
+                f"batch row {row} reserves {len(row_slots)} input span(s) but {len(row_embeddings)} "
+                "input(s) were encoded",
+                hint="every attached input needs exactly one placeholder",
+            )
+        for slot, embedding in zip(row_slots, row_embeddings, strict=True):
+            if embedding.shape[0] != slot.length:
+                raise AnymodalError(
+                    f"batch row {row}: the {slot.modality} span at position {slot.start} has {slot.length} "
+                    f"token(s) but its projector made {embedding.shape[0]}",
+                    hint="the processor and the projector disagree; rebuild the prompt for this model",
+                )
+            out[row, slot.start : slot.start + slot.length] = embedding.to(out.dtype)
+    return out

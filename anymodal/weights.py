@@ -1,0 +1,56 @@
+"""Reading weight files into modules, with errors that name the file and the mismatched keys."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from anymodal.errors import ModelLoadError
+
+
+def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """A state dict from a ``.safetensors`` file or a torch checkpoint (read with weights_only)."""
+    file = Path(path).expanduser()
+    if not file.is_file():
+        raise ModelLoadError(f"weights file not found: {file}", hint="check the path in the config")
+    try:
+        if file.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            return load_file(str(file))
+        loaded = torch.load(file, map_location="cpu", weights_only=True, mmap=True)
+    except Exception as error:
+        raise ModelLoadError(f"cannot read weights file {file}: {error}") from error
+    if not isinstance(loaded, dict) or not all(isinstance(v, torch.Tensor) for v in loaded.values()):
+        raise ModelLoadError(f"{file} is not a flat state dict of tensors")
+    return loaded
+
+
+def load_weights(module: nn.Module, path: str | Path, what: str) -> None:
+    """Load ``path`` into ``module`` strictly; missing, unexpected or mis-shaped keys are listed."""
+    state = read_state_dict(path)
+    expected = module.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    wrong = sorted(k for k in set(expected) & set(state) if expected[k].shape != state[k].shape)
+    problems = []
+    if missing:
+        problems.append(f"missing {_sample(missing)}")
+    if unexpected:
+        problems.append(f"unexpected {_sample(unexpected)}")
+    if wrong:
+        shapes = ", ".join(f"{k} {tuple(state[k].shape)} != {tuple(expected[k].shape)}" for k in wrong[:3])
+        problems.append(f"wrong shape {shapes}")
+    if problems:
+        raise ModelLoadError(
+            f"{path} does not fit the {what}: {'; '.join(problems)}",
+            hint="check that the file was trained for this encoder, projector and LLM size",
+        )
+    module.load_state_dict(state, strict=True)
+
+
+def _sample(keys: list[str]) -> str:
+    shown = ", ".join(keys[:3])
+    return f"{shown} (+{len(keys) - 3} more)" if len(keys) > 3 else shown

@@ -1,0 +1,28 @@
+"""The built distribution contains every subpackage and the shipped presets."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_every_subpackage_is_listed_in_pyproject():
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    on_disk = {
+        ".".join(init.parent.relative_to(ROOT).parts) for init in (ROOT / "anymodal").rglob("__init__.py")
+    }
+    assert on_disk | {"anymodal.configs"} == listed
+
+
+def test_presets_are_packaged_as_anymodal_configs():
+    from importlib.resources import files
+
+    names = {entry.name for entry in files("anymodal.configs").iterdir()}
+    assert {"default.yaml", "hf-llm.yaml"} <= names

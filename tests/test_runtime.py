@@ -1,0 +1,195 @@
+"""The assembled runtime: modality encoders and projectors around a real (tiny) HF LLM."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import save_file
+
+import anymodal
+from anymodal.chat import ChatSession
+from anymodal.config import load_config
+from anymodal.errors import AnymodalError, InputError, ModelLoadError, UsageError
+from anymodal.plugins import load_registry
+from anymodal.processor import Attachment, Slot, Turn
+from anymodal.runtime import AnyModalModel, scatter_embeddings
+from anymodal.testing import save_tiny_llm, toy
+
+
+class ProbePlugin:
+    """A second modality (same decoder as toy) so batches can mix modalities."""
+
+    ANYMODAL_CONTRACT = anymodal.CONTRACT_VERSION
+
+    @anymodal.hookimpl
+    def register_modalities(self, register):
+        register(
+            anymodal.ModalitySpec(
+                name="probe",
+                loader=toy.load_npy,
+                preprocess=toy.preprocess,
+                file_kinds=("npy",),
+                default_encoder="toy-encoder",
+                default_projector="mlp",
+            )
+        )
+
+
+@pytest.fixture(scope="module")
+def llm_dir(tmp_path_factory) -> Path:
+    return save_tiny_llm(tmp_path_factory.mktemp("llm"), seed=0)
+
+
+@pytest.fixture
+def registry():
+    return load_registry(plugins=[toy, ProbePlugin()])
+
+
+def write_config(directory: Path, llm_dir: Path, body: str = "") -> Path:
+    file = directory / "model.yaml"
+    file.write_text(
+        f"model:\n  llm:\n    path: {llm_dir}\n  template: plain\n  modalities:\n"
+        "    toy: {}\n"
+        "    probe: {projector: {options: {input: pooled}}}\n" + body
+    )
+    return file
+
+
+def write_npy(path: Path, seed: int, rows: int = 4) -> Path:
+    np.save(path, np.random.default_rng(seed).standard_normal((rows, 8)).astype(np.float32))
+    return path
+
+
+@pytest.fixture
+def model(tmp_path, llm_dir, registry) -> AnyModalModel:
+    loaded = load_config(write_config(tmp_path, llm_dir), registry=registry)
+    return AnyModalModel.from_config(loaded.config.model, registry)
+
+
+def test_assembly_builds_each_modality_with_its_projector(model):
+    assert sorted(model.encoders) == sorted(model.projectors) == ["probe", "toy"]
+    assert model.tokens_per_input("toy") == 1  # linear: pooled vector -> 1 token (PandaGPT)
+    assert model.tokens_per_input("probe") == 1  # mlp on the pooled vector
+    assert model.projectors["toy"].proj.weight.shape == (model.bridge.hidden_size, 16)
+    assert not any(p.requires_grad for p in model.encoders.parameters())
+    assert all(p.requires_grad for p in model.projectors.parameters())
+
+
+def test_encode_matches_encoder_then_projector(model, tmp_path):
+    item = model.prepare("toy", write_npy(tmp_path / "a.npy", 1))
+    [projected] = model.encode([item])
+    with torch.no_grad():
+        expected = model.projectors["toy"](model.encoders["toy"](item.tensor[None]))[0]
+    assert projected.shape == (1, model.bridge.hidden_size)
+    torch.testing.assert_close(projected, expected)
+
+
+def test_mixed_modalities_in_one_batch_match_rows_run_alone(model, tmp_path):
+    session = ChatSession.for_model(
+        model, load_config(None).config, load_registry(plugins=[toy, ProbePlugin()])
+    )
+    toy_a = model.prepare("toy", write_npy(tmp_path / "a.npy", 1))
+    probe_b = model.prepare("probe", write_npy(tmp_path / "b.npy", 2))
+    probe_c = model.prepare("probe", write_npy(tmp_path / "c.npy", 3))
+    rows = [
+        (
+            Turn(
+                anymodal.Message("user", "compare <toy> with <probe> please"),
+                (Attachment("toy", 1), Attachment("probe", 1)),
+            ),
+            [toy_a, probe_b],
+        ),
+        (Turn(anymodal.Message("user", "what is this"), (Attachment("probe", 1),)), [probe_c]),
+    ]
+    prompts = [session.processor.process([turn]) for turn, _ in rows]
+    assert len(prompts[0].input_ids) != len(prompts[1].input_ids)  # padding is exercised
+    embeds, mask = model.embed_batch(prompts, [inputs for _, inputs in rows])
+    _, logits = model.bridge.forward(embeds, mask)
+    for row, (prompt, (_, inputs)) in enumerate(zip(prompts, rows, strict=True)):
+        alone_embeds, alone_mask = model.embed_batch([prompt], [inputs])
+        _, alone = model.bridge.forward(alone_embeds, alone_mask)
+        n = len(prompt.input_ids)
+        torch.testing.assert_close(logits[row, :n], alone[0], atol=1e-5, rtol=1e-4)
+        for slot, item in zip(prompt.slots, inputs, strict=True):
+            torch.testing.assert_close(embeds[row, slot.start], model.encode([item])[0][0])
+
+
+def test_scatter_rejects_a_count_or_length_mismatch():
+    embeds = torch.zeros(1, 6, 4)
+    slot = Slot("image", 0, start=1, length=3)
+    with pytest.raises(
+        AnymodalError, match=r"image span at position 1 has 3 token\(s\) but its projector made 2"
+    ):
+        scatter_embeddings(embeds, [[slot]], [[torch.ones(2, 4)]])
+    with pytest.raises(AnymodalError, match=r"reserves 1 input span\(s\) but 2 input\(s\) were encoded"):
+        scatter_embeddings(embeds, [[slot]], [[torch.ones(3, 4), torch.ones(3, 4)]])
+    out = scatter_embeddings(embeds, [[slot]], [[torch.ones(3, 4)]])
+    assert out[0, 1:4].eq(1).all() and out[0, 0].eq(0).all() and out[0, 4:].eq(0).all()
+
+
+def test_pandagpt_sum_mode_puts_the_sum_of_projections_in_one_token(tmp_path, llm_dir, registry):
+    file = write_config(tmp_path, llm_dir, "")
+    loaded = load_config(file, ["model.fusion=sum", "model.template=pandagpt"], registry=registry)
+    session = ChatSession.from_config(loaded.config, registry)
+    a = session.attach("toy", write_npy(tmp_path / "a.npy", 1))
+    b = session.attach("probe", write_npy(tmp_path / "b.npy", 2))
+    prompt = session.processor.process(session._conversation(session_turn := _turn(session, "What is it?")))
+    [slot] = prompt.slots
+    assert slot.length == 1 and slot.input_indices == (0, 1)
+    embeds = session._embed(prompt.input_ids, prompt.slots, session_turn.inputs)
+    model = session.model
+    expected = model.encode([a])[0][0] + model.encode([b])[0][0]  # each projection carries its own bias
+    torch.testing.assert_close(embeds[0, slot.start], expected)
+    assert model.bridge.decode(prompt.input_ids[: slot.start]).endswith("### Human: <Img>")
+
+
+def _turn(session, text):
+    from anymodal.chat import ChatTurn
+
+    return ChatTurn(text, list(session.pending))
+
+
+def test_projector_weights_load_strictly(tmp_path, llm_dir, registry, model):
+    good = tmp_path / "toy.safetensors"
+    save_file({k: torch.full_like(v, 0.5) for k, v in model.projectors["toy"].state_dict().items()}, good)
+    loaded = load_config(
+        write_config(tmp_path, llm_dir), [f"model.modalities.toy.projector.weights={good}"], registry
+    )
+    reloaded = AnyModalModel.from_config(loaded.config.model, registry)
+    assert reloaded.projectors["toy"].proj.weight.eq(0.5).all()
+
+    bad = tmp_path / "bad.safetensors"
+    save_file({"proj.weight": torch.zeros(3, 3)}, bad)
+    loaded = load_config(
+        write_config(tmp_path, llm_dir), [f"model.modalities.toy.projector.weights={bad}"], registry
+    )
+    with pytest.raises(
+        ModelLoadError, match=r"bad.safetensors does not fit the linear projector of toy: missing proj.bias"
+    ):
+        AnyModalModel.from_config(loaded.config.model, registry)
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("missing.npy", None, "toy file not found"),
+        ("empty.npy", b"", "toy file is empty"),
+        ("notes.txt", b"hello", "toy does not accept .txt"),
+        ("corrupt.npy", b"\x93NUMPY garbage", "toy file is not a valid .npy array"),
+    ],
+)
+def test_bad_input_files_get_one_clear_error(model, tmp_path, name, content, message):
+    path = tmp_path / name
+    if content is not None:
+        path.write_bytes(content)
+    with pytest.raises(InputError, match=message) as info:
+        model.prepare("toy", path)
+    assert str(path) in str(info.value)
+
+
+def test_modality_the_model_lacks_is_a_usage_error(model, tmp_path):
+    with pytest.raises(UsageError, match=r"not built with the audio modality \(it accepts: probe, toy\)"):
+        model.prepare("audio", tmp_path / "x.wav")
