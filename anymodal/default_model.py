@@ -20,8 +20,11 @@ BUILTIN_PREFIX = "builtin:"
 
 
 def _build_tiny_untrained(directory: Path) -> None:
+    from transformers.utils import logging
+
     from anymodal.testing.tiny import save_tiny_llm
 
+    logging.disable_progress_bar()  # a one-shard tiny model needs no progress bar in a chat
     save_tiny_llm(directory, seed=0)
 
 

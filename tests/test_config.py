@@ -306,6 +306,15 @@ def test_a_directory_with_anymodal_yaml_is_a_saved_model(tmp_path: Path) -> None
     assert loaded.config.model.llm.adapter == str(saved / "lora")  # exists there, so it is local
 
 
+def test_a_plain_hugging_face_model_directory_is_that_llm_with_defaults(tmp_path: Path) -> None:
+    (tmp_path / "config.json").write_text("{}")
+    loaded = load_config(str(tmp_path), ["generation.max_new_tokens=9"])
+    assert loaded.config.model.llm.path == str(tmp_path)
+    assert loaded.config.model.modalities == {} and loaded.config.model.notice is None
+    assert loaded.config.generation.max_new_tokens == 9
+    assert loaded.file == tmp_path / "config.json"
+
+
 def test_relative_paths_resolve_against_the_config_directory(tmp_path: Path) -> None:
     path = write(
         tmp_path / "sub",

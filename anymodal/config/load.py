@@ -13,6 +13,8 @@ Where a config comes from (``source``):
   directory of ``$ANYMODAL_CONFIG_PATH`` (``os.pathsep``-separated) that has it, else in the
   presets shipped with anymodal. Write ``./name`` for a local directory called ``name``.
 * a ``.yaml`` file, or a directory holding ``anymodal.yaml`` (a saved model or checkpoint).
+* a Hugging Face model directory (``config.json``, no ``anymodal.yaml``): that LLM, text only,
+  every other key at its schema default.
 
 Relative paths (``model.llm.path``, ``model.llm.adapter``, ``*.encoder.weights``,
 ``*.projector.weights``) are resolved against the config file's directory; for presets shipped
@@ -90,9 +92,15 @@ def load_config(
     """
     if isinstance(overrides, str):
         overrides = (overrides,)  # one override passed bare would otherwise split into characters
-    file, label, base_dir = locate(source)
     parsed = _parse_overrides(overrides)
-    document = _read_yaml(file)
+    model_dir = _plain_model_dir(source)
+    if model_dir is not None:
+        # A Hugging Face model directory: chat with that LLM alone, every other key at its default.
+        file, label, base_dir = model_dir / "config.json", str(source), Path.cwd()
+        document = OmegaConf.create({"model": {"llm": {"path": str(model_dir)}}})
+    else:
+        file, label, base_dir = locate(source)
+        document = _read_yaml(file)
     try:
         merged = OmegaConf.merge(document, *(cfg for _, _, cfg in parsed))
         container = OmegaConf.to_container(merged, resolve=True)
@@ -133,12 +141,23 @@ def locate(source: str | Path | None) -> tuple[Path, str, Path]:
         if not file.is_file():
             raise UsageError(
                 f"directory {path} has no {CHECKPOINT_CONFIG}",
-                hint="pass a model directory saved by anymodal, a .yaml config file, or a preset name",
+                hint="pass a model directory saved by anymodal, a Hugging Face model directory (with "
+                "config.json), a .yaml config file, or a preset name",
             )
         return file, str(source), path
     if not path.exists():
         raise UsageError(f"config file not found: {path}", hint="check the path, or pass a preset name")
     return path, str(source), path.parent
+
+
+def _plain_model_dir(source: str | Path | None) -> Path | None:
+    """``source`` as a directory when it is a Hugging Face model directory without anymodal.yaml."""
+    if source is None or (isinstance(source, str) and _is_preset_name(source)):
+        return None
+    path = Path(source).expanduser().absolute()
+    if path.is_dir() and not (path / CHECKPOINT_CONFIG).is_file() and (path / "config.json").is_file():
+        return path
+    return None
 
 
 def preset_dirs() -> list[tuple[Path, bool]]:

@@ -42,6 +42,8 @@ def add_lora(model: nn.Module, settings: anymodal.LoraSettings) -> Any:
         lora_dropout=settings.dropout,
         target_modules=targets,
         bias="none",
+        # GPT-2-style Conv1D layers store weights transposed; say so instead of letting PEFT warn.
+        fan_in_fan_out=_targets_conv1d(model, targets),
     )
     with quiet_peft_deprecations():
         return get_peft_model(model, config)
@@ -67,6 +69,13 @@ def quiet_peft_deprecations() -> Iterator[None]:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
         yield
+
+
+def _targets_conv1d(model: nn.Module, targets: list[str]) -> bool:
+    return any(
+        type(module).__name__ == "Conv1D" and name.rsplit(".", 1)[-1] in targets
+        for name, module in model.named_modules()
+    )
 
 
 def _is_linear(module: nn.Module) -> bool:
