@@ -28,7 +28,7 @@ lint: setup
 	$(BIN)/ruff format --check .
 
 typecheck: setup
-	$(BIN)/mypy anymodal $(wildcard bridges/*/anymodal_* plugins/*/anymodal_*)
+	$(BIN)/mypy anymodal benchmarks $(wildcard bridges/*/anymodal_* plugins/*/anymodal_*)
 
 test: lint typecheck
 	$(BIN)/pytest -q $(PYTEST_ARGS)

@@ -7,7 +7,7 @@ Data flows one way: file -> loader -> preprocessor -> encoder -> projector -> th
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -90,11 +90,7 @@ class AnyModalModel(nn.Module):
     def check_modality(self, modality: str) -> ModalitySpec:
         """The spec of an enabled modality, or a usage error naming what this model accepts."""
         if modality not in self.specs:
-            accepts = ", ".join(sorted(self.specs)) or "text only"
-            raise UsageError(
-                f"this model was not built with the {modality} modality (it accepts: {accepts})",
-                hint=f"use a model whose config enables model.modalities.{modality}",
-            )
+            raise modality_not_enabled(modality, self.specs)
         return self.specs[modality]
 
     def prepare(self, modality: str, path: str | Path) -> PreparedInput:
@@ -163,6 +159,15 @@ class AnyModalModel(nn.Module):
         embeds = self.bridge.embed(ids.to(self.device))
         embeds = scatter_embeddings(embeds, [p.slots for p in prompts], per_row)
         return embeds, mask.to(self.device)
+
+
+def modality_not_enabled(modality: str, enabled: Iterable[str], model: str = "this model") -> UsageError:
+    """The error for an input of a modality the model was not built with."""
+    accepts = ", ".join(sorted(enabled)) or "text only"
+    return UsageError(
+        f"{model} was not built with the {modality} modality (it accepts: {accepts})",
+        hint=f"use a model whose config enables model.modalities.{modality}",
+    )
 
 
 def sum_projected(projected: Sequence[torch.Tensor], indices: tuple[int, ...]) -> torch.Tensor:

@@ -193,3 +193,17 @@ def test_bad_input_files_get_one_clear_error(model, tmp_path, name, content, mes
 def test_modality_the_model_lacks_is_a_usage_error(model, tmp_path):
     with pytest.raises(UsageError, match=r"not built with the audio modality \(it accepts: probe, toy\)"):
         model.prepare("audio", tmp_path / "x.wav")
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_runtime_runs_in_bfloat16_on_cuda(tmp_path, llm_dir, registry):
+    loaded = load_config(
+        write_config(tmp_path, llm_dir), ["model.device=cuda", "model.dtype=bfloat16"], registry
+    )
+    session = ChatSession.from_config(loaded.config, registry)
+    assert session.model.bridge.dtype == torch.bfloat16
+    assert next(session.model.projectors.parameters()).device.type == "cuda"
+    session.attach("toy", write_npy(tmp_path / "a.npy", 1))
+    reply = "".join(session.ask("what is it?"))
+    assert isinstance(reply, str) and session.encoded_count == 1

@@ -93,17 +93,13 @@ def _start(
 ) -> ChatSession:
     from anymodal.chat import ChatSession
     from anymodal.config import load_config
+    from anymodal.runtime import modality_not_enabled
 
     loaded = load_config(source, overrides, registry)
     enabled = loaded.config.model.modalities
     for modality, path in files:  # refuse before loading anything heavy
         if modality not in enabled:
-            accepts = ", ".join(sorted(enabled)) or "text only"
-            raise UsageError(
-                f"the model {loaded.source} was not built with the {modality} modality "
-                f"(it accepts: {accepts})",
-                hint=f"choose a model whose config enables model.modalities.{modality}",
-            )
+            raise modality_not_enabled(modality, enabled, f"the model {loaded.source}")
         check_input_file(
             path,
             registry.modalities[modality].file_kinds,
