@@ -15,6 +15,7 @@ from anymodal.errors import (
 )
 from anymodal.hookspecs import hookimpl
 from anymodal.inputs import check_input_file
+from anymodal.preprocess import CLIP_MEAN, CLIP_STD
 from anymodal.specs import (
     CONTRACT_VERSION,
     BridgeSpec,
@@ -33,6 +34,8 @@ from anymodal.specs import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "CLIP_MEAN",
+    "CLIP_STD",
     "CONTRACT_VERSION",
     "AnymodalError",
     "Bridge",
