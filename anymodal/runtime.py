@@ -7,16 +7,17 @@ Data flows one way: file -> loader -> preprocessor -> encoder -> projector -> th
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
 
 from anymodal.bridge import Bridge
 from anymodal.config.device import resolve_device, resolve_dtype
-from anymodal.config.schema import ModalityConfig, ModelConfig
+from anymodal.config.schema import EncoderConfig, ModalityConfig, ModelConfig
 from anymodal.default_model import resolve_llm_path
 from anymodal.errors import AnymodalError, InputError, UsageError
 from anymodal.inputs import check_input_file
@@ -96,21 +97,8 @@ class AnyModalModel(nn.Module):
     def prepare(self, modality: str, path: str | Path) -> PreparedInput:
         """Check, decode and preprocess one file. Every failure is an InputError naming the file."""
         spec = self.check_modality(modality)
-        file = check_input_file(path, spec.file_kinds, modality=modality, max_mb=self.config.max_input_mb)
         options = self.config.modalities[modality].preprocess
-        try:
-            decoded = spec.loader(file)
-            tensor = spec.preprocess(decoded, **options)
-        except AnymodalError:
-            raise
-        except Exception as error:  # a plugin's decoder failing on a corrupt file
-            raise InputError(
-                f"cannot read {modality} file {file}: {type(error).__name__}: {error}",
-                hint=f"check that it is a valid {'/'.join(spec.file_kinds)} file",
-            ) from error
-        digest = hashlib.sha256(file.read_bytes()).hexdigest()
-        key = f"{modality}:{digest}:{sorted(options.items())}"
-        return PreparedInput(modality, file, tensor, key)
+        return prepare_input(spec, path, options, self.config.max_input_mb)
 
     def encode(self, inputs: Sequence[PreparedInput]) -> list[torch.Tensor]:
         """Project each input: a list of ``[num_tokens, hidden]`` tensors, in input order.
@@ -179,18 +167,51 @@ def sum_projected(projected: Sequence[torch.Tensor], indices: tuple[int, ...]) -
     return total
 
 
+def prepare_input(
+    spec: ModalitySpec, path: str | Path, options: Mapping[str, Any], max_mb: float
+) -> PreparedInput:
+    """Check, decode and preprocess one file of ``spec``'s modality; failures are InputErrors."""
+    file = check_input_file(path, spec.file_kinds, modality=spec.name, max_mb=max_mb)
+    try:
+        decoded = spec.loader(file)
+        tensor = spec.preprocess(decoded, **options)
+    except AnymodalError:
+        raise
+    except Exception as error:  # a plugin's decoder failing on a corrupt file
+        raise InputError(
+            f"cannot read {spec.name} file {file}: {type(error).__name__}: {error}",
+            hint=f"check that it is a valid {'/'.join(spec.file_kinds)} file",
+        ) from error
+    key = f"{spec.name}:{file_digest(file)}:{sorted(options.items())}"
+    return PreparedInput(spec.name, file, tensor, key)
+
+
+def file_digest(file: Path) -> str:
+    """SHA-256 of a file, read in chunks so a large video is never held in memory at once."""
+    digest = hashlib.sha256()
+    with file.open("rb") as stream:
+        for chunk in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def build_encoder(spec: ModalitySpec, config: EncoderConfig, registry: Registry) -> nn.Module:
+    """The modality's encoder, weights loaded, frozen and in eval mode."""
+    encoder_spec = registry.get("encoder", config.name or spec.default_encoder)
+    encoder: nn.Module = encoder_spec.build(spec.name, config.options or None)
+    if config.weights:
+        loader = getattr(encoder, "load_weights", None)
+        if callable(loader):
+            loader(config.weights)
+        else:
+            load_weights(encoder, config.weights, f"{encoder_spec.name} encoder of {spec.name}")
+    return encoder.requires_grad_(False).eval()
+
+
 def _build_modality(
     spec: ModalitySpec, config: ModalityConfig, llm_dim: int, registry: Registry
 ) -> tuple[nn.Module, nn.Module]:
-    encoder_spec = registry.get("encoder", config.encoder.name or spec.default_encoder)
-    encoder = encoder_spec.build(spec.name, config.encoder.options or None)
-    if config.encoder.weights:
-        loader = getattr(encoder, "load_weights", None)
-        if callable(loader):
-            loader(config.encoder.weights)
-        else:
-            load_weights(encoder, config.encoder.weights, f"{encoder_spec.name} encoder of {spec.name}")
-    encoder.requires_grad_(False).eval()
+    encoder = build_encoder(spec, config.encoder, registry)
     projector_spec = registry.get("projector", config.projector.name or spec.default_projector)
     projector = projector_spec.build(encoder.geometry, llm_dim, config.projector.options or None)
     if config.projector.weights:
