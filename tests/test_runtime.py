@@ -19,25 +19,6 @@ from anymodal.runtime import AnyModalModel, scatter_embeddings
 from anymodal.testing import save_tiny_llm, toy
 
 
-class ProbePlugin:
-    """A second modality (same decoder as toy) so batches can mix modalities."""
-
-    ANYMODAL_CONTRACT = anymodal.CONTRACT_VERSION
-
-    @anymodal.hookimpl
-    def register_modalities(self, register):
-        register(
-            anymodal.ModalitySpec(
-                name="probe",
-                loader=toy.load_npy,
-                preprocess=toy.preprocess,
-                file_kinds=("npy",),
-                default_encoder="toy-encoder",
-                default_projector="mlp",
-            )
-        )
-
-
 @pytest.fixture(scope="module")
 def llm_dir(tmp_path_factory) -> Path:
     return save_tiny_llm(tmp_path_factory.mktemp("llm"), seed=0)
@@ -45,7 +26,7 @@ def llm_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def registry():
-    return load_registry(plugins=[toy, ProbePlugin()])
+    return load_registry(plugins=[toy])
 
 
 def write_config(directory: Path, llm_dir: Path, body: str = "") -> Path:
@@ -53,7 +34,7 @@ def write_config(directory: Path, llm_dir: Path, body: str = "") -> Path:
     file.write_text(
         f"model:\n  llm:\n    path: {llm_dir}\n  template: plain\n  modalities:\n"
         "    toy: {}\n"
-        "    probe: {projector: {options: {input: pooled}}}\n" + body
+        "    toy_alt: {projector: {options: {input: pooled}}}\n" + body
     )
     return file
 
@@ -70,9 +51,9 @@ def model(tmp_path, llm_dir, registry) -> AnyModalModel:
 
 
 def test_assembly_builds_each_modality_with_its_projector(model):
-    assert sorted(model.encoders) == sorted(model.projectors) == ["probe", "toy"]
+    assert sorted(model.encoders) == sorted(model.projectors) == ["toy", "toy_alt"]
     assert model.tokens_per_input("toy") == 1  # linear: pooled vector -> 1 token (PandaGPT)
-    assert model.tokens_per_input("probe") == 1  # mlp on the pooled vector
+    assert model.tokens_per_input("toy_alt") == 1  # mlp on the pooled vector
     assert model.projectors["toy"].proj.weight.shape == (model.bridge.hidden_size, 16)
     assert not any(p.requires_grad for p in model.encoders.parameters())
     assert all(p.requires_grad for p in model.projectors.parameters())
@@ -89,20 +70,20 @@ def test_encode_matches_encoder_then_projector(model, tmp_path):
 
 def test_mixed_modalities_in_one_batch_match_rows_run_alone(model, tmp_path):
     session = ChatSession.for_model(
-        model, load_config(None).config, load_registry(plugins=[toy, ProbePlugin()])
+        model, load_config(None).config, load_registry(plugins=[toy])
     )
     toy_a = model.prepare("toy", write_npy(tmp_path / "a.npy", 1))
-    probe_b = model.prepare("probe", write_npy(tmp_path / "b.npy", 2))
-    probe_c = model.prepare("probe", write_npy(tmp_path / "c.npy", 3))
+    alt_b = model.prepare("toy_alt", write_npy(tmp_path / "b.npy", 2))
+    alt_c = model.prepare("toy_alt", write_npy(tmp_path / "c.npy", 3))
     rows = [
         (
             Turn(
-                anymodal.Message("user", "compare <toy> with <probe> please"),
-                (Attachment("toy", 1), Attachment("probe", 1)),
+                anymodal.Message("user", "compare <toy> with <toy_alt> please"),
+                (Attachment("toy", 1), Attachment("toy_alt", 1)),
             ),
-            [toy_a, probe_b],
+            [toy_a, alt_b],
         ),
-        (Turn(anymodal.Message("user", "what is this"), (Attachment("probe", 1),)), [probe_c]),
+        (Turn(anymodal.Message("user", "what is this"), (Attachment("toy_alt", 1),)), [alt_c]),
     ]
     prompts = [session.processor.process([turn]) for turn, _ in rows]
     assert len(prompts[0].input_ids) != len(prompts[1].input_ids)  # padding is exercised
@@ -135,7 +116,7 @@ def test_pandagpt_sum_mode_puts_the_sum_of_projections_in_one_token(tmp_path, ll
     loaded = load_config(file, ["model.fusion=sum", "model.template=pandagpt"], registry=registry)
     session = ChatSession.from_config(loaded.config, registry)
     a = session.attach("toy", write_npy(tmp_path / "a.npy", 1))
-    b = session.attach("probe", write_npy(tmp_path / "b.npy", 2))
+    b = session.attach("toy_alt", write_npy(tmp_path / "b.npy", 2))
     prompt = session.processor.process(session._conversation(session_turn := _turn(session, "What is it?")))
     [slot] = prompt.slots
     assert slot.length == 1 and slot.input_indices == (0, 1)
@@ -191,7 +172,7 @@ def test_bad_input_files_get_one_clear_error(model, tmp_path, name, content, mes
 
 
 def test_modality_the_model_lacks_is_a_usage_error(model, tmp_path):
-    with pytest.raises(UsageError, match=r"not built with the audio modality \(it accepts: probe, toy\)"):
+    with pytest.raises(UsageError, match=r"not built with the audio modality \(it accepts: toy, toy_alt\)"):
         model.prepare("audio", tmp_path / "x.wav")
 
 

@@ -21,6 +21,8 @@ COMMANDS = {
     "chat": ("anymodal.cli.chat", "chat", "Chat with a model about files of any installed modality."),
     "plugins": ("anymodal.cli.plugins", "plugins", "List installed plugins, what they register, and errors."),
     "config": ("anymodal.cli.config", "config", "Show or validate a configuration."),
+    "embed": ("anymodal.cli.embed", "embed", "Write encoder embeddings of files (ImageBind space)."),
+    "similarity": ("anymodal.cli.embed", "similarity", "Rank files of one modality against another."),
 }
 
 

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from anymodal.cli.inputs import given_files, modality_options
 from anymodal.errors import AnymodalError, UsageError
 from anymodal.inputs import check_input_file
 from anymodal.plugins import Registry, get_registry
@@ -32,19 +33,7 @@ HELP_TEXT = """commands:
 
 def chat() -> click.Command:
     registry = get_registry()
-    modalities = {
-        name: spec for name, spec in sorted(registry.modalities.items()) if spec.flag not in RESERVED
-    }
-    params: list[click.Parameter] = [
-        click.Option(
-            [spec.flag],
-            f"input_{name}",
-            multiple=True,
-            metavar="FILE",
-            help=f"{spec.description or name} ({', '.join(spec.file_kinds)}); repeatable.",
-        )
-        for name, spec in modalities.items()
-    ]
+    params = modality_options(registry, RESERVED)
 
     @click.command("chat", params=params)
     @click.argument("prompt", required=False)
@@ -69,7 +58,7 @@ def chat() -> click.Command:
         **inputs: tuple[str, ...],
     ) -> None:
         """Chat with a model about files of any installed modality."""
-        files = [(name.removeprefix("input_"), path) for name, paths in inputs.items() for path in paths]
+        files = given_files(inputs)
         shortcuts = {
             "generation.max_new_tokens": max_new_tokens,
             "generation.temperature": temperature,

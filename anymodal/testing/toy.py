@@ -68,6 +68,19 @@ def register_modalities(register: Callable[..., None]) -> None:
             description="test modality: 2-D .npy arrays",
         )
     )
+    # A second modality on the same files, so tests can mix modalities in one batch or rank one
+    # against another; its name also exercises the underscore -> dash flag (--toy-alt).
+    register(
+        anymodal.ModalitySpec(
+            name="toy_alt",
+            loader=load_npy,
+            preprocess=preprocess,
+            file_kinds=("npy",),
+            default_encoder="toy-encoder",
+            default_projector="mlp",
+            description="second test modality: 2-D .npy arrays",
+        )
+    )
 
 
 @anymodal.hookimpl
