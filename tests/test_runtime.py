@@ -12,7 +12,7 @@ from safetensors.torch import save_file
 import anymodal
 from anymodal.chat import ChatSession
 from anymodal.config import load_config
-from anymodal.errors import AnymodalError, InputError, ModelLoadError, UsageError
+from anymodal.errors import AnymodalError, ConfigError, InputError, ModelLoadError, UsageError
 from anymodal.plugins import load_registry
 from anymodal.processor import Attachment, Slot, Turn
 from anymodal.runtime import AnyModalModel, scatter_embeddings
@@ -69,9 +69,7 @@ def test_encode_matches_encoder_then_projector(model, tmp_path):
 
 
 def test_mixed_modalities_in_one_batch_match_rows_run_alone(model, tmp_path):
-    session = ChatSession.for_model(
-        model, load_config(None).config, load_registry(plugins=[toy])
-    )
+    session = ChatSession.for_model(model, load_config(None).config, load_registry(plugins=[toy]))
     toy_a = model.prepare("toy", write_npy(tmp_path / "a.npy", 1))
     alt_b = model.prepare("toy_alt", write_npy(tmp_path / "b.npy", 2))
     alt_c = model.prepare("toy_alt", write_npy(tmp_path / "c.npy", 3))
@@ -188,3 +186,15 @@ def test_runtime_runs_in_bfloat16_on_cuda(tmp_path, llm_dir, registry):
     session.attach("toy", write_npy(tmp_path / "a.npy", 1))
     reply = "".join(session.ask("what is it?"))
     assert isinstance(reply, str) and session.encoded_count == 1
+
+
+def test_unknown_preprocess_option_is_a_config_error(tmp_path, llm_dir, registry):
+    file = write_config(tmp_path, llm_dir)
+    with pytest.raises(
+        ConfigError, match=r"unknown key 'model.modalities.toy.preprocess.tokns' \(did you mean 'tokens'\?\)"
+    ):
+        load_config(file, ["model.modalities.toy.preprocess.tokns=3"], registry)
+    loaded = load_config(file, ["model.modalities.toy.preprocess.tokens=3"], registry)
+    assert AnyModalModel.from_config(loaded.config.model, registry).prepare(
+        "toy", write_npy(tmp_path / "a.npy", 1)
+    ).tensor.shape == (3, 8)

@@ -25,6 +25,7 @@ inside anymodal and for values set by an override, against the current directory
 from __future__ import annotations
 
 import importlib.resources
+import inspect
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields, is_dataclass
@@ -353,7 +354,32 @@ def _modality_issues(name: str, block: Any, registry: Registry) -> list[Issue]:
         options = section.get("options", {})
         if isinstance(options, Mapping):
             issues += _options_issues(part, chosen, part_spec.options, options, f"{key}.{part}.options")
+    preprocess = block.get("preprocess", {})
+    if spec is not None and isinstance(preprocess, Mapping):
+        issues += _preprocess_issues(spec.preprocess, preprocess, f"{key}.preprocess")
     return issues
+
+
+def _preprocess_issues(function: Any, options: Mapping[str, Any], key: str) -> list[Issue]:
+    """Option keys the preprocessor's signature does not take (skipped when it takes ``**kwargs``).
+
+    Values are the plugin's to check: it knows their meaning and raises on bad ones."""
+    try:
+        parameters = list(inspect.signature(function).parameters.values())[1:]  # [0] is the decoded input
+    except (TypeError, ValueError):  # a builtin or C function: nothing to read
+        return []
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+        return []
+    known = [p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    return [
+        Issue(
+            f"{key}.{option}",
+            f"unknown key '{key}.{option}'{did_you_mean(str(option), known)} "
+            f"(the preprocessor takes: {', '.join(known) or 'no options'})",
+        )
+        for option in options
+        if option not in known
+    ]
 
 
 def _options_issues(
