@@ -28,7 +28,7 @@ lint: setup
 	$(BIN)/ruff format --check .
 
 typecheck: setup
-	$(BIN)/mypy anymodal benchmarks $(wildcard bridges/*/anymodal_* plugins/*/anymodal_*)
+	$(BIN)/mypy anymodal benchmarks $(dir $(wildcard bridges/*/anymodal_*/__init__.py plugins/*/anymodal_*/__init__.py))
 
 test: lint typecheck
 	$(BIN)/pytest -q $(PYTEST_ARGS)

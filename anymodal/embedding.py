@@ -47,7 +47,8 @@ def embed_files(
         section = model.modalities.get(modality, ModalityConfig()).encoder
         if weights:
             section = EncoderConfig(section.name, weights, section.options)
-        encoder = build_encoder(registry.modalities[modality], section, registry).to(device=device, dtype=dtype)
+        encoder = build_encoder(registry.modalities[modality], section, registry)
+        encoder.to(device=device, dtype=dtype)
         indices = [i for i, item in enumerate(prepared) if item.modality == modality]
         for start in range(0, len(indices), batch_size):
             chunk = indices[start : start + batch_size]
