@@ -24,3 +24,10 @@ def register_templates(register: Callable[..., None]) -> None:
 
     for spec in TEMPLATES:
         register(spec)
+
+
+@hookimpl
+def register_encoders(register: Callable[..., None]) -> None:
+    from anymodal.encoders.imagebind.spec import IMAGEBIND_ENCODER
+
+    register(IMAGEBIND_ENCODER)

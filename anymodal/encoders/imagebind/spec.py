@@ -1,0 +1,102 @@
+"""The ``imagebind`` encoder spec and its options. Torch-free: the model is built lazily in ``build``."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+from anymodal.encoders.imagebind.config import IMAGEBIND_HUGE, TRUNKS, ImageBindConfig
+from anymodal.errors import UsageError
+from anymodal.specs import EncoderSpec
+from anymodal.suggest import did_you_mean
+
+if TYPE_CHECKING:
+    from anymodal.encoders.imagebind.encoder import ImageBindEncoder
+
+PRESETS = {"huge": IMAGEBIND_HUGE}
+
+#: The ImageBind trunk each anymodal modality uses by default (video clips go through vision).
+MODALITY_TRUNKS = {
+    "image": "vision",
+    "video": "vision",
+    "text": "text",
+    "audio": "audio",
+    "depth": "depth",
+    "thermal": "thermal",
+    "imu": "imu",
+}
+
+
+@dataclass
+class ImageBindOptions:
+    """Options of the ``imagebind`` encoder (``modalities.<name>.encoder.options``).
+
+    preset:      the base configuration; "huge" is the released ``imagebind_huge`` checkpoint.
+    config:      overrides of :class:`ImageBindConfig` fields (small test models, other sizes).
+    trunk:       which ImageBind trunk encodes this modality; None picks it from the modality name.
+    postprocess: True: L2-normalise and apply the official logit scale; "normalize": L2 only
+                 (PandaGPT's audio); False: the head output as is.
+    """
+
+    preset: str = "huge"
+    config: dict[str, Any] = field(default_factory=dict)
+    trunk: str | None = None
+    postprocess: bool | Literal["normalize"] = True
+
+    def __post_init__(self) -> None:
+        self.image_bind_config()  # fail at config time, not when the model is built
+        if self.trunk is not None and self.trunk not in TRUNKS:
+            raise UsageError(
+                f"unknown ImageBind trunk {self.trunk!r}{did_you_mean(self.trunk, TRUNKS)}",
+                hint=f"encoder option trunk is one of {', '.join(TRUNKS)}",
+            )
+
+    def image_bind_config(self) -> ImageBindConfig:
+        """The preset with the ``config`` overrides applied, validated."""
+        from anymodal.config.validate import build, find_issues
+
+        if self.preset not in PRESETS:
+            raise UsageError(
+                f"unknown ImageBind preset {self.preset!r}{did_you_mean(self.preset, PRESETS)}",
+                hint=f"encoder option preset is one of {', '.join(PRESETS)}",
+            )
+        issues = find_issues(ImageBindConfig, self.config, "config")
+        if issues:
+            raise UsageError(
+                f"ImageBind encoder options: {'; '.join(issue.text for issue in issues)}",
+                hint="encoder option config takes ImageBindConfig fields, e.g. vision_embed_dim",
+            )
+        merged = {**dataclasses.asdict(PRESETS[self.preset]), **self.config}
+        return build(ImageBindConfig, merged)
+
+    def trunk_for(self, modality: str) -> str:
+        """The trunk encoding ``modality``: ``trunk`` if set, else the modality's usual trunk."""
+        trunk = self.trunk or MODALITY_TRUNKS.get(modality)
+        if trunk is None:
+            raise UsageError(
+                f"the imagebind encoder has no default trunk for the {modality} modality",
+                hint=f"set modalities.{modality}.encoder.options.trunk to one of {', '.join(TRUNKS)}",
+            )
+        return trunk
+
+
+def build_encoder(modality: str, options: ImageBindOptions | Mapping[str, Any] | None) -> ImageBindEncoder:
+    """The encoder for ``modality``: one ImageBind trunk, randomly initialised until weights load."""
+    from anymodal.encoders.imagebind.encoder import ImageBindEncoder
+
+    if not isinstance(options, ImageBindOptions):
+        from anymodal.config.validate import build
+
+        options = build(ImageBindOptions, dict(options or {}))
+    return ImageBindEncoder(options.image_bind_config(), options.trunk_for(modality), options.postprocess)
+
+
+IMAGEBIND_ENCODER = EncoderSpec(
+    name="imagebind",
+    build=build_encoder,
+    options=ImageBindOptions,
+    description="ImageBind (huge by default): one trunk per modality, official checkpoint keys; "
+    "features = trunk tokens, pooled = the post-processed embedding",
+)
