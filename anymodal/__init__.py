@@ -15,7 +15,18 @@ from anymodal.errors import (
 )
 from anymodal.hookspecs import hookimpl
 from anymodal.inputs import check_input_file
-from anymodal.preprocess import CLIP_MEAN, CLIP_STD
+from anymodal.preprocess import (
+    CLIP_MEAN,
+    CLIP_STD,
+    MAX_IMAGE_PIXELS,
+    MAX_NPY_ELEMENTS,
+    center_crop,
+    load_npy,
+    normalize,
+    open_image,
+    resize_short_side,
+    to_tensor,
+)
 from anymodal.specs import (
     CONTRACT_VERSION,
     BridgeSpec,
@@ -37,6 +48,8 @@ __all__ = [
     "CLIP_MEAN",
     "CLIP_STD",
     "CONTRACT_VERSION",
+    "MAX_IMAGE_PIXELS",
+    "MAX_NPY_ELEMENTS",
     "AnymodalError",
     "Bridge",
     "BridgeSpec",
@@ -56,6 +69,12 @@ __all__ = [
     "TemplateSpec",
     "UsageError",
     "__version__",
+    "center_crop",
     "check_input_file",
     "hookimpl",
+    "load_npy",
+    "normalize",
+    "open_image",
+    "resize_short_side",
+    "to_tensor",
 ]

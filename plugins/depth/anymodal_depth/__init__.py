@@ -1,0 +1,1 @@
+"""anymodal-depth: the ``depth`` modality (depth maps as ImageBind disparity)."""

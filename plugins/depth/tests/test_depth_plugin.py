@@ -1,0 +1,38 @@
+"""The depth plugin is found through its entry point and costs nothing to import."""
+
+from __future__ import annotations
+
+import inspect
+import subprocess
+import sys
+
+from anymodal_depth import plugin, preprocessing
+
+import anymodal
+from anymodal.plugins import load_registry
+
+
+def test_entry_point_registers_the_depth_modality() -> None:
+    registry = load_registry()
+    spec = registry.modalities["depth"]
+    owner = registry.owners[("modality", "depth")]
+    assert (owner.distribution, owner.version, owner.status) == ("anymodal-depth", "0.1.0", "ok")
+    assert spec.file_kinds == (".png", ".npy")
+    assert (spec.default_encoder, spec.default_projector) == ("imagebind", "linear")
+    assert plugin.ANYMODAL_CONTRACT == anymodal.CONTRACT_VERSION
+
+
+def test_plugin_defaults_match_the_preprocessing_constants() -> None:
+    defaults = {name: p.default for name, p in inspect.signature(plugin.preprocess).parameters.items()}
+    assert defaults["image_size"] == 224
+    assert defaults["baseline"] == preprocessing.DEFAULT_BASELINE == 0.075
+    assert defaults["focal_length"] == preprocessing.DEFAULT_FOCAL_LENGTH
+
+
+def test_importing_the_plugin_imports_no_torch_numpy_or_pil() -> None:
+    code = (
+        "import sys, anymodal_depth.plugin\n"
+        "heavy = sorted(m for m in ('torch', 'PIL', 'numpy') if m in sys.modules)\n"
+        "assert not heavy, heavy\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

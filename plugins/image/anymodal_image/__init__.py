@@ -1,0 +1,1 @@
+"""anymodal-image: the ``image`` modality (ImageBind's vision preprocessing)."""

@@ -1,0 +1,1 @@
+"""anymodal-thermal: the ``thermal`` modality (PandaGPT's thermal preprocessing)."""
