@@ -38,6 +38,7 @@ def test_embed_prints_json_in_input_order(tmp_path):
     a, b = npy(tmp_path / "a.npy", 1), npy(tmp_path / "b.npy", 2)
     result = CliRunner().invoke(cli, ["embed", "--toy", str(a), "--toy-alt", str(b), "--toy", str(b)])
     assert result.exit_code == 0, result.output
+    assert "note: no encoder weights for toy, toy_alt" in result.stderr
     records = json.loads(result.stdout)
     assert [(r["modality"], Path(r["file"]).name) for r in records] == [
         ("toy", "a.npy"),
@@ -60,7 +61,7 @@ def test_embed_writes_npy_and_uses_the_given_weights(tmp_path):
         cli, ["embed", "--toy", str(a), "--weights", str(weights), "--output", str(out)]
     )
     assert result.exit_code == 0, result.output
-    assert result.stdout == f"0\ttoy\t{a}\n"
+    assert result.stdout == f"0\ttoy\t{a}\n" and "note:" not in result.stderr
     vectors = np.load(out)
     assert vectors.shape == (1, 16) and not vectors.any()  # zero weights give zero features
 

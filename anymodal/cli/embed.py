@@ -8,7 +8,7 @@ modality, else the modality's default encoder (ImageBind for the first-party plu
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +19,7 @@ from anymodal.errors import UsageError
 from anymodal.plugins import get_registry
 
 if TYPE_CHECKING:
+    from anymodal.config.schema import ModalityConfig
     from anymodal.embedding import Embedding
 
 RESERVED = {"--model", "--set", "--weights", "--output", "--batch-size", "--by", "--top", "--json", "--help"}
@@ -56,7 +57,22 @@ def _embed(
         raise UsageError("no input files given", hint="pass files with --<modality> FILE, e.g. --image a.jpg")
     registry = get_registry()
     loaded = load_config(model_source, overrides, registry)
-    return embed_files(files, loaded.config, registry, weights=weights, batch_size=batch_size)
+    embeddings = embed_files(files, loaded.config, registry, weights=weights, batch_size=batch_size)
+    unweighted = sorted(
+        {m for m, _ in files if not (weights or _configured_weights(loaded.config.model.modalities, m))}
+    )
+    if unweighted:
+        click.secho(
+            f"note: no encoder weights for {', '.join(unweighted)}, so its embeddings come from random "
+            "weights; pass --weights CKPT (e.g. imagebind_huge.pth)",
+            fg="yellow",
+            err=True,
+        )
+    return embeddings
+
+
+def _configured_weights(modalities: Mapping[str, ModalityConfig], modality: str) -> str | None:
+    return modalities[modality].encoder.weights if modality in modalities else None
 
 
 def embed() -> click.Command:
