@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import torch
@@ -28,21 +29,29 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     return loaded
 
 
-def load_weights(module: nn.Module, path: str | Path, what: str) -> None:
-    """Load ``path`` into ``module`` strictly; missing, unexpected or mis-shaped keys are listed."""
-    state = read_state_dict(path)
-    expected = module.state_dict()
+def state_dict_mismatches(
+    expected: Mapping[str, torch.Tensor], state: Mapping[str, torch.Tensor]
+) -> list[str]:
+    """What keeps ``state`` from loading strictly into a module whose state dict is ``expected``:
+    a few missing, unexpected and mis-shaped keys each, as phrases for one error line."""
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
-    wrong = sorted(k for k in set(expected) & set(state) if expected[k].shape != state[k].shape)
+    wrong = sorted(key for key in set(expected) & set(state) if expected[key].shape != state[key].shape)
     problems = []
     if missing:
         problems.append(f"missing {_sample(missing)}")
     if unexpected:
         problems.append(f"unexpected {_sample(unexpected)}")
     if wrong:
-        shapes = ", ".join(f"{k} {tuple(state[k].shape)} != {tuple(expected[k].shape)}" for k in wrong[:3])
-        problems.append(f"wrong shape {shapes}")
+        shapes = [f"{key} {tuple(state[key].shape)} != {tuple(expected[key].shape)}" for key in wrong]
+        problems.append(f"wrong shape {_sample(shapes)}")
+    return problems
+
+
+def load_weights(module: nn.Module, path: str | Path, what: str) -> None:
+    """Load ``path`` into ``module`` strictly; missing, unexpected or mis-shaped keys are listed."""
+    state = read_state_dict(path)
+    problems = state_dict_mismatches(module.state_dict(), state)
     if problems:
         raise ModelLoadError(
             f"{path} does not fit the {what}: {'; '.join(problems)}",
@@ -51,6 +60,6 @@ def load_weights(module: nn.Module, path: str | Path, what: str) -> None:
     module.load_state_dict(state, strict=True)
 
 
-def _sample(keys: list[str]) -> str:
-    shown = ", ".join(keys[:3])
-    return f"{shown} (+{len(keys) - 3} more)" if len(keys) > 3 else shown
+def _sample(items: list[str]) -> str:
+    shown = ", ".join(items[:3])
+    return f"{shown} (+{len(items) - 3} more)" if len(items) > 3 else shown

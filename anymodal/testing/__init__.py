@@ -3,6 +3,7 @@
 Importing this package is cheap; torch and transformers load when a builder is called.
 """
 
+from anymodal.testing.plugins import prepare_file, registered_modality
 from anymodal.testing.tiny import (
     CHATML_TEMPLATE,
     DEFAULT_CORPUS,
@@ -15,6 +16,8 @@ from anymodal.testing.tiny import (
 __all__ = [
     "CHATML_TEMPLATE",
     "DEFAULT_CORPUS",
+    "prepare_file",
+    "registered_modality",
     "save_tiny_llm",
     "scripted_llama",
     "tiny_llama",

@@ -14,7 +14,7 @@ import torch
 from anymodal.encoders.imagebind.config import IMAGEBIND_HUGE, ImageBindConfig
 from anymodal.encoders.imagebind.model import ImageBind
 from anymodal.errors import ModelLoadError
-from anymodal.weights import read_state_dict
+from anymodal.weights import read_state_dict, state_dict_mismatches
 
 MODULE_DICTS = ("modality_preprocessors", "modality_trunks", "modality_heads", "modality_postprocessors")
 
@@ -41,7 +41,7 @@ def load_imagebind_weights(model: ImageBind, path: str | Path) -> list[str]:
     """
     state = select_trunks(read_state_dict(path), model.modalities)
     expected = model.state_dict()
-    problems = _mismatches(expected, state)
+    problems = state_dict_mismatches(expected, state)
     if problems:
         raise ModelLoadError(
             f"{path} does not fit ImageBind ({', '.join(model.modalities)}): {'; '.join(problems)}",
@@ -69,23 +69,3 @@ def load_imagebind(
         model = ImageBind(config, modalities)
     load_imagebind_weights(model, path)
     return model.to(device=device, dtype=dtype).eval()
-
-
-def _mismatches(expected: Mapping[str, torch.Tensor], state: Mapping[str, torch.Tensor]) -> list[str]:
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    wrong = sorted(key for key in set(expected) & set(state) if expected[key].shape != state[key].shape)
-    problems = []
-    if missing:
-        problems.append(f"missing {_sample(missing)}")
-    if unexpected:
-        problems.append(f"unexpected {_sample(unexpected)}")
-    if wrong:
-        shapes = [f"{key} {tuple(state[key].shape)} != {tuple(expected[key].shape)}" for key in wrong]
-        problems.append(f"wrong shape {_sample(shapes)}")
-    return problems
-
-
-def _sample(items: list[str]) -> str:
-    shown = ", ".join(items[:3])
-    return f"{shown} (+{len(items) - 3} more)" if len(items) > 3 else shown

@@ -11,24 +11,19 @@ from anymodal_image import plugin, preprocessing
 from PIL import Image
 
 import anymodal
+from anymodal.testing import prepare_file, registered_modality
 
 MEAN = np.array([0.48145466, 0.4578275, 0.40821073], dtype=np.float32)
 STD = np.array([0.26862954, 0.26130258, 0.27577711], dtype=np.float32)
 
 
-def registered_spec() -> anymodal.ModalitySpec:
-    specs: list[anymodal.ModalitySpec] = []
-    plugin.register_modalities(specs.append)
-    return specs[0]
-
-
-SPEC = registered_spec()
+SPEC = registered_modality(plugin)
 
 
 def prepare(path: Path, **options: object) -> torch.Tensor:
     """What the runtime does: check the file, decode it, preprocess it."""
-    file = anymodal.check_input_file(path, SPEC.file_kinds, modality="image")
-    return SPEC.preprocess(SPEC.loader(file), **options)
+    tensor: torch.Tensor = prepare_file(SPEC, path, **options)
+    return tensor
 
 
 def random_rgb(width: int, height: int, seed: int = 0) -> Image.Image:

@@ -10,20 +10,15 @@ import torch
 from anymodal_imu import plugin, preprocessing
 
 import anymodal
+from anymodal.testing import prepare_file, registered_modality
 
-
-def registered_spec() -> anymodal.ModalitySpec:
-    specs: list[anymodal.ModalitySpec] = []
-    plugin.register_modalities(specs.append)
-    return specs[0]
-
-
-SPEC = registered_spec()
+SPEC = registered_modality(plugin)
 
 
 def prepare(path: Path, **options: object) -> torch.Tensor:
-    file = anymodal.check_input_file(path, SPEC.file_kinds, modality="imu")
-    return SPEC.preprocess(SPEC.loader(file), **options)
+    """What the runtime does: check the file, decode it, preprocess it."""
+    tensor: torch.Tensor = prepare_file(SPEC, path, **options)
+    return tensor
 
 
 def recording(samples: int) -> np.ndarray:

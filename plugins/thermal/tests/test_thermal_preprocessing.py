@@ -11,20 +11,15 @@ from anymodal_thermal import plugin, preprocessing
 from PIL import Image
 
 import anymodal
+from anymodal.testing import prepare_file, registered_modality
 
-
-def registered_spec() -> anymodal.ModalitySpec:
-    specs: list[anymodal.ModalitySpec] = []
-    plugin.register_modalities(specs.append)
-    return specs[0]
-
-
-SPEC = registered_spec()
+SPEC = registered_modality(plugin)
 
 
 def prepare(path: Path, **options: object) -> torch.Tensor:
-    file = anymodal.check_input_file(path, SPEC.file_kinds, modality="thermal")
-    return SPEC.preprocess(SPEC.loader(file), **options)
+    """What the runtime does: check the file, decode it, preprocess it."""
+    tensor: torch.Tensor = prepare_file(SPEC, path, **options)
+    return tensor
 
 
 def test_sixteen_bit_png_is_divided_by_65535(tmp_path: Path) -> None:
