@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
+from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -31,6 +32,26 @@ MAX_IMAGE_PIXELS = 100_000_000
 MAX_NPY_ELEMENTS = 100_000_000
 
 _BYTE_MODES = ("1", "L", "P", "RGB", "RGBA", "LA", "CMYK", "YCbCr", "LAB", "HSV", "RGBX", "La", "RGBa")
+
+
+def clip_starts(max_start: Fraction, clips: int) -> list[Fraction]:
+    """Start times of pytorchvideo's ``ConstantClipsPerVideoSampler``, which ImageBind uses for
+    audio and video: ``clips`` starts spread evenly over ``[0, max_start]``.
+
+    ``step = max_start / max(clips - 1, 1)`` and clip k starts at ``k * step``; like the reference
+    it stops early once the next start would pass ``max_start``. How ``max_start`` is computed
+    (``duration - clip_duration``, exactly or through float) is the caller's, as it differs
+    between ImageBind's audio and video paths.
+    """
+    if clips < 1:
+        raise ValueError(f"clips must be at least 1, got {clips}")
+    step = max_start / max(clips - 1, 1)
+    starts: list[Fraction] = []
+    for k in range(clips):
+        starts.append(k * step)
+        if step * (k + 1) > max_start:
+            break
+    return starts
 
 
 def open_image(path: str | Path, *, modality: str, max_pixels: int | None = None) -> Image.Image:

@@ -92,3 +92,19 @@ def test_importing_anymodal_imports_no_numpy_pil_or_torch() -> None:
         "assert not heavy, heavy\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_clip_starts_spread_evenly_and_repeat_for_short_media():
+    from fractions import Fraction
+
+    assert anymodal.clip_starts(Fraction(9, 2), 5) == [
+        0,
+        Fraction(9, 8),
+        Fraction(9, 4),
+        Fraction(27, 8),
+        Fraction(9, 2),
+    ]
+    assert anymodal.clip_starts(Fraction(0), 3) == [0, 0, 0]  # media no longer than one clip
+    assert anymodal.clip_starts(Fraction(8), 1) == [0]
+    with pytest.raises(ValueError, match="clips must be at least 1"):
+        anymodal.clip_starts(Fraction(1), 0)

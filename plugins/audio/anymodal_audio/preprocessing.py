@@ -22,6 +22,7 @@ from typing import Any
 
 import torch
 
+import anymodal
 from anymodal_audio.fbank import kaldi_fbank
 from anymodal_audio.resample import resample
 
@@ -40,19 +41,9 @@ def clip_boundaries(
     is taken in float and only then made an exact Fraction, so 7.3 s gives a middle clip starting
     at 2.6499999999999999… s, not 2.65 s, which moves its first sample down by one.
     """
-    if clips < 1:
-        raise ValueError(f"clips must be at least 1, got {clips}")
     length = Fraction(clip_duration)
     max_start = Fraction(max(duration - float(length), 0.0))
-    step = max_start / max(clips - 1, 1)
-    boundaries = []
-    for index in range(clips):
-        start = step * index
-        boundaries.append((start, start + length))
-        # pytorchvideo stops early once the next start would pass the last possible one.
-        if step * (index + 1) > max_start:
-            break
-    return boundaries
+    return [(start, start + length) for start in anymodal.clip_starts(max_start, clips)]
 
 
 def clip_slices(

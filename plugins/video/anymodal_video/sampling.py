@@ -22,6 +22,8 @@ import math
 from dataclasses import dataclass
 from fractions import Fraction
 
+import anymodal
+
 
 @dataclass(frozen=True)
 class Clip:
@@ -40,21 +42,9 @@ def as_fraction(value: int | float | str | Fraction) -> Fraction:
 
 
 def clip_starts(duration: Fraction, clip_duration: Fraction, clips: int) -> list[Fraction]:
-    """Start times of ``ConstantClipsPerVideoSampler``: evenly spread over ``[0, duration - clip]``.
-
-    ``max_start = max(duration - clip_duration, 0)``, ``step = max_start / max(clips - 1, 1)``,
-    clip k starts at ``k * step``. Like the reference it stops after ``clips`` clips, or earlier
-    once the next start would pass ``max_start``; with exact arithmetic that never happens, but
-    the check stays so the loop reads as the reference's rule.
-    """
-    max_start = max(duration - clip_duration, Fraction(0))
-    step = max_start / max(clips - 1, 1)
-    starts: list[Fraction] = []
-    for k in range(clips):
-        starts.append(k * step)
-        if step * (k + 1) > max_start:
-            break
-    return starts
+    """Start times of ``ConstantClipsPerVideoSampler`` over ``[0, duration - clip_duration]``,
+    computed exactly (pytorchvideo's video path keeps Fractions throughout)."""
+    return anymodal.clip_starts(max(duration - clip_duration, Fraction(0)), clips)
 
 
 def frames_in_window(start: Fraction, end: Fraction, fps: Fraction, num_frames: int) -> range:
