@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -79,5 +79,18 @@ class Bridge(ABC):
         """Wrap the LLM in LoRA adapters; only the adapters stay trainable."""
 
     @abstractmethod
-    def save(self, directory: Path) -> None:
-        """Write the LLM (or only its adapter when LoRA-wrapped) and tokenizer to ``directory``."""
+    def save(self, directory: Path, state_dict: Mapping[str, torch.Tensor] | None = None) -> None:
+        """Write the LLM (or only its adapter when LoRA-wrapped) and tokenizer to ``directory``.
+
+        ``state_dict``: the module's full state dict when its own parameters are sharded (ZeRO-3,
+        FSDP) and were gathered elsewhere; None reads the parameters in place.
+        """
+
+    def enable_gradient_checkpointing(self) -> None:
+        """Recompute activations in the backward pass to save memory (``train.gradient_checkpointing``)."""
+        from anymodal.errors import UsageError
+
+        raise UsageError(
+            f"the {type(self).__name__} bridge does not support gradient checkpointing",
+            hint="set train.gradient_checkpointing=false",
+        )

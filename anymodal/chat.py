@@ -18,7 +18,6 @@ from anymodal.plugins import Registry
 from anymodal.processor import Attachment, PromptProcessor, Slot, Turn
 from anymodal.runtime import AnyModalModel, PreparedInput, scatter_embeddings, sum_projected
 from anymodal.specs import GenerationConfig, Message
-from anymodal.templates import resolve_template, tokenizer_template
 
 
 @dataclass
@@ -50,22 +49,7 @@ class ChatSession:
 
     @classmethod
     def for_model(cls, model: AnyModalModel, config: AnymodalConfig, registry: Registry) -> ChatSession:
-        bridge, model_config = model.bridge, config.model
-        template = resolve_template(
-            model_config.template,
-            registry.templates,
-            fallback=model_config.fallback_template,
-            tokenizer=tokenizer_template(bridge.chat_template_render),
-        )
-        processor = PromptProcessor(
-            template=template,
-            tokenizer=bridge,
-            placeholders={name: spec.placeholder for name, spec in model.specs.items()},
-            fusion=model_config.fusion,
-            span_open=model_config.span_open,
-            span_close=model_config.span_close,
-            extra_stop=tuple(config.generation.stop),
-        )
+        processor = model.prompt_processor(registry, extra_stop=tuple(config.generation.stop))
         settings = config.generation
         generation = GenerationConfig(
             max_new_tokens=settings.max_new_tokens,
@@ -75,7 +59,7 @@ class ChatSession:
             stop=processor.stop,
             seed=settings.seed,
         )
-        return cls(model, processor, generation, model_config.system_prompt)
+        return cls(model, processor, generation, config.model.system_prompt)
 
     def attach(self, modality: str, path: str | Path) -> PreparedInput:
         """Check, decode and preprocess a file now, to send with the next message."""

@@ -20,8 +20,10 @@ So PandaGPT's prompt becomes ``[bos] + tok("### Human: <Img>") + [pad] + tok("</
 
 Training (``targets=True``): each assistant message's text, plus the template's text after it up
 to and including the first stop string (``"</s>"``, ``"\\n###"`` ...), is tokenized on its own and
-marked as a target; everything else is not. The text is the same as for generation; only the
-token boundaries around assistant text differ (PandaGPT's trainer also tokenizes them apart).
+marked as a target; everything else is not. When no stop string follows an assistant message (the
+``plain`` template's last reply), the tokenizer's EOS id is appended as a target instead, so the
+model still learns to end its reply. The text is the same as for generation; only the token
+boundaries around assistant text differ (PandaGPT's trainer also tokenizes them apart).
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ class Tokenizer(Protocol):
     """What the processor needs from a tokenizer; :class:`anymodal.Bridge` has it."""
 
     bos_token_id: int | None
+    eos_token_id: int | None
     pad_token_id: int
 
     def tokenize(self, text: str) -> list[int]: ...
@@ -289,6 +292,9 @@ class PromptProcessor:
                 end = min(hits)[0] + len(min(hits)[1]) if hits else 0
                 pending += following[:end]
                 flush(True)
+                if not hits and tokenizer.eos_token_id is not None:
+                    ids.append(tokenizer.eos_token_id)
+                    is_target.append(True)
                 pending = following[end:]
             else:
                 pending += following

@@ -22,8 +22,9 @@ from anymodal.default_model import resolve_llm_path
 from anymodal.errors import AnymodalError, InputError, UsageError
 from anymodal.inputs import check_input_file
 from anymodal.plugins import Registry
-from anymodal.processor import ProcessedPrompt, Slot
+from anymodal.processor import ProcessedPrompt, PromptProcessor, Slot
 from anymodal.specs import EncoderOutput, LLMSettings, ModalitySpec
+from anymodal.templates import resolve_template, tokenizer_template
 from anymodal.weights import load_weights
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -88,6 +89,25 @@ class AnyModalModel(nn.Module):
         count: int = getattr(self.projectors[modality], "num_tokens")  # noqa: B009 - part of the contract
         return count
 
+    def prompt_processor(self, registry: Registry, extra_stop: tuple[str, ...] = ()) -> PromptProcessor:
+        """The processor that turns conversations into this model's prompts (template, spans, fusion)."""
+        config = self.config
+        template = resolve_template(
+            config.template,
+            registry.templates,
+            fallback=config.fallback_template,
+            tokenizer=tokenizer_template(self.bridge.chat_template_render),
+        )
+        return PromptProcessor(
+            template=template,
+            tokenizer=self.bridge,
+            placeholders={name: spec.placeholder for name, spec in self.specs.items()},
+            fusion=config.fusion,
+            span_open=config.span_open,
+            span_close=config.span_close,
+            extra_stop=extra_stop,
+        )
+
     def check_modality(self, modality: str) -> ModalitySpec:
         """The spec of an enabled modality, or a usage error naming what this model accepts."""
         if modality not in self.specs:
@@ -101,23 +121,39 @@ class AnyModalModel(nn.Module):
         return prepare_input(spec, path, options, self.config.max_input_mb)
 
     def encode(self, inputs: Sequence[PreparedInput]) -> list[torch.Tensor]:
-        """Project each input: a list of ``[num_tokens, hidden]`` tensors, in input order.
+        """Project each input: a list of ``[num_tokens, hidden]`` tensors, in input order."""
+        outputs = self.encode_features(inputs)
+        return self.project([item.modality for item in inputs], outputs)
 
-        Inputs of one modality with equal shapes are encoded as one batch.
-        """
-        out: list[torch.Tensor | None] = [None] * len(inputs)
-        groups: dict[tuple[str, tuple[int, ...]], list[int]] = {}
-        for index, item in enumerate(inputs):
-            groups.setdefault((item.modality, tuple(item.tensor.shape)), []).append(index)
-        for (modality, _), indices in groups.items():
-            encoder, projector = self.encoders[modality], self.projectors[modality]
-            param = next(projector.parameters())
+    def encode_features(self, inputs: Sequence[PreparedInput]) -> list[EncoderOutput]:
+        """Each input through its frozen encoder: one unbatched :class:`EncoderOutput` per input
+        (features ``[tokens, dim]``, pooled ``[dim]``). Inputs of one modality with equal shapes
+        are encoded as one batch."""
+        out: list[EncoderOutput | None] = [None] * len(inputs)
+        for modality, indices in _groups([(i.modality, tuple(i.tensor.shape)) for i in inputs]).items():
+            encoder = self.encoders[modality[0]]
+            param = next(self.projectors[modality[0]].parameters())
             batch = torch.stack([inputs[i].tensor for i in indices]).to(param.device)
             if batch.is_floating_point():
                 batch = batch.to(param.dtype)
             with torch.no_grad():
                 encoded: EncoderOutput = encoder(batch)
-            projected = projector(encoded).to(self.bridge.dtype)
+            for row, index in enumerate(indices):
+                out[index] = EncoderOutput(encoded.features[row], encoded.pooled[row])
+        return [item for item in out if item is not None]
+
+    def project(self, modalities: Sequence[str], outputs: Sequence[EncoderOutput]) -> list[torch.Tensor]:
+        """Encoder outputs through their modality's projector: ``[num_tokens, hidden]`` per input, in
+        the LLM's dtype. Inputs of one modality are projected as one batch (gradients flow)."""
+        out: list[torch.Tensor | None] = [None] * len(outputs)
+        for (modality,), indices in _groups([(m,) for m in modalities]).items():
+            projector = self.projectors[modality]
+            param = next(projector.parameters())
+            batch = EncoderOutput(
+                torch.stack([outputs[i].features for i in indices]).to(param.device, param.dtype),
+                torch.stack([outputs[i].pooled for i in indices]).to(param.device, param.dtype),
+            )
+            projected = projector(batch).to(self.bridge.dtype)
             for row, index in enumerate(indices):
                 out[index] = projected[row]
         return [tensor for tensor in out if tensor is not None]
@@ -139,14 +175,33 @@ class AnyModalModel(nn.Module):
             mask[row, : len(prompt.input_ids)] = 1
         flat = [item for row_inputs in inputs for item in row_inputs]
         projected = self.encode(flat) if flat else []
+        counts = [len(row_inputs) for row_inputs in inputs]
+        return self.fuse(ids, [p.slots for p in prompts], projected, counts), mask.to(self.device)
+
+    def fuse(
+        self,
+        input_ids: torch.Tensor,
+        slots: Sequence[Sequence[Slot]],
+        projected: Sequence[torch.Tensor],
+        counts: Sequence[int],
+    ) -> torch.Tensor:
+        """``inputs_embeds [batch, seq, hidden]``: ``input_ids [batch, seq]`` embedded, with each row's
+        slots filled from its inputs' projections. ``projected`` holds every row's inputs in order,
+        ``counts[b]`` of them for row b."""
         per_row, offset = [], 0
-        for prompt, row_inputs in zip(prompts, inputs, strict=True):
-            row_projected = projected[offset : offset + len(row_inputs)]
-            offset += len(row_inputs)
-            per_row.append([sum_projected(row_projected, slot.input_indices) for slot in prompt.slots])
-        embeds = self.bridge.embed(ids.to(self.device))
-        embeds = scatter_embeddings(embeds, [p.slots for p in prompts], per_row)
-        return embeds, mask.to(self.device)
+        for row_slots, count in zip(slots, counts, strict=True):
+            row_projected = projected[offset : offset + count]
+            offset += count
+            per_row.append([sum_projected(row_projected, slot.input_indices) for slot in row_slots])
+        return scatter_embeddings(self.bridge.embed(input_ids.to(self.device)), slots, per_row)
+
+
+def _groups(keys: Sequence[tuple[Any, ...]]) -> dict[tuple[Any, ...], list[int]]:
+    """Positions of equal keys, in first-seen order: which inputs can share one batch."""
+    groups: dict[tuple[Any, ...], list[int]] = {}
+    for index, key in enumerate(keys):
+        groups.setdefault(key, []).append(index)
+    return groups
 
 
 def modality_not_enabled(modality: str, enabled: Iterable[str], model: str = "this model") -> UsageError:
@@ -182,8 +237,12 @@ def prepare_input(
             f"cannot read {spec.name} file {file}: {type(error).__name__}: {error}",
             hint=f"check that it is a valid {'/'.join(spec.file_kinds)} file",
         ) from error
-    key = f"{spec.name}:{file_digest(file)}:{sorted(options.items())}"
-    return PreparedInput(spec.name, file, tensor, key)
+    return PreparedInput(spec.name, file, tensor, input_key(spec.name, file, options))
+
+
+def input_key(modality: str, file: Path, options: Mapping[str, Any]) -> str:
+    """What identifies a preprocessed input: its modality, file content and preprocessing options."""
+    return f"{modality}:{file_digest(file)}:{sorted(options.items())}"
 
 
 def file_digest(file: Path) -> str:

@@ -269,7 +269,7 @@ def test_every_problem_in_a_file_is_reported_at_once(tmp_path: Path) -> None:
         "unknown key 'model.llm.pth' (did you mean 'path'?)",
         "model.fusion: 'summ' is not one of spans, sum (did you mean 'sum'?)",
         "generation.top_p: expected a number, got 'many'",
-        "unknown key 'extra'",
+        "unknown key 'extra' (did you mean 'train'?)",
         "generation.max_new_tokens: must be at least 1, got 0",
         "model.span_open: '<{nme}>' is not a valid span: use {name} for the modality name and {{ }} "
         "for literal braces",

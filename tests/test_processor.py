@@ -18,6 +18,7 @@ class CharTokenizer:
     """One id per character (ord + 2), remembering every text it was asked to tokenize."""
 
     bos_token_id = BOS
+    eos_token_id: int | None = None
     pad_token_id = PAD
 
     def __init__(self) -> None:
@@ -210,3 +211,17 @@ def test_pandagpt_targets_match_its_training_segments():
     out = proc.process(conversation, add_generation_prompt=False, targets=True)
     assert out.targets is not None
     assert tok.decode([i for i, t in zip(out.input_ids, out.targets, strict=True) if t]) == "a\n###"
+
+
+def test_a_reply_without_a_following_stop_string_is_trained_to_end_with_eos():
+    proc, tok = processor("plain")
+    tok.eos_token_id = EOS = 5
+    conversation = [Message("user", "q0"), Message("assistant", "a0"), Message("user", "q1")]
+    conversation += [Message("assistant", "a1")]
+    out = proc.process(conversation, add_generation_prompt=False, targets=True)
+    assert out.targets is not None
+    trained = [i for i, t in zip(out.input_ids, out.targets, strict=True) if t]
+    # The first reply is followed by "\nUser:" (the stop string); the last by nothing, so EOS.
+    assert tok.decode(trained[:-1]) == "a0\nUser:a1" and trained[-1] == EOS
+    # EOS sits right after the reply; the template's trailing newline follows it, untrained.
+    assert out.input_ids[-2:] == [EOS, ord("\n") + 2] and out.targets[-2:] == [True, False]

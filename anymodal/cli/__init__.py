@@ -23,6 +23,11 @@ COMMANDS = {
     "config": ("anymodal.cli.config", "config", "Show or validate a configuration."),
     "embed": ("anymodal.cli.embed", "embed", "Write encoder embeddings of files (ImageBind space)."),
     "similarity": ("anymodal.cli.embed", "similarity", "Rank files of one modality against another."),
+    "train": (
+        "anymodal.cli.train",
+        "train",
+        "Train projectors (stage 1) and LoRA (stage 2) on conversations.",
+    ),
 }
 
 

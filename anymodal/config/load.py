@@ -273,6 +273,25 @@ _RANGES: list[tuple[str, Any, str]] = [
     ("generation.temperature", lambda v: v >= 0, "must be 0 or more (0 means greedy)"),
     ("generation.top_p", lambda v: 0 < v <= 1, "must be more than 0 and at most 1"),
     ("model.max_input_mb", lambda v: v > 0, "must be more than 0"),
+    ("train.epochs", lambda v: v >= 1, "must be at least 1"),
+    ("train.max_steps", lambda v: v >= 1, "must be at least 1"),
+    ("train.batch_size", lambda v: v >= 1, "must be at least 1"),
+    ("train.grad_accum", lambda v: v >= 1, "must be at least 1"),
+    ("train.max_grad_norm", lambda v: v >= 0, "must be 0 (no clipping) or more"),
+    ("train.log_every", lambda v: v >= 1, "must be at least 1"),
+    ("train.eval_every", lambda v: v >= 0, "must be 0 (only at the end) or more"),
+    ("train.save_every", lambda v: v >= 0, "must be 0 (only at the end) or more"),
+    ("train.keep_checkpoints", lambda v: v >= 0, "must be 0 (keep all) or more"),
+    ("train.num_workers", lambda v: v >= 0, "must be 0 or more"),
+    ("train.data.max_length", lambda v: v >= 8, "must be at least 8"),
+    ("train.data.eval_fraction", lambda v: 0 <= v < 1, "must be at least 0 and less than 1"),
+    ("train.optimizer.lr", lambda v: v > 0, "must be more than 0"),
+    ("train.optimizer.weight_decay", lambda v: v >= 0, "must be 0 or more"),
+    ("train.schedule.warmup_steps", lambda v: v >= 0, "must be 0 or more"),
+    ("train.schedule.warmup_ratio", lambda v: 0 <= v < 1, "must be at least 0 and less than 1"),
+    ("train.schedule.min_lr_ratio", lambda v: 0 <= v <= 1, "must be between 0 and 1"),
+    ("train.lora.r", lambda v: v >= 1, "must be at least 1"),
+    ("train.lora.dropout", lambda v: 0 <= v < 1, "must be at least 0 and less than 1"),
 ]
 
 
@@ -297,6 +316,32 @@ def _value_issues(data: Mapping[str, Any]) -> list[Issue]:
                         key,
                         f"{key}: {span!r} is not a valid span: use {{name}} for the modality "
                         "name and {{ }} for literal braces",
+                    )
+                )
+    return issues + _train_issues(data)
+
+
+def _train_issues(data: Mapping[str, Any]) -> list[Issue]:
+    issues = []
+    betas = _get(data, "train.optimizer.betas")
+    if isinstance(betas, list) and (
+        len(betas) != 2 or not all(isinstance(b, (int, float)) and 0 <= b < 1 for b in betas)
+    ):
+        issues.append(
+            Issue(
+                "train.optimizer.betas", f"train.optimizer.betas: must be two numbers in [0, 1), got {betas}"
+            )
+        )
+    projectors, modalities = _get(data, "train.projectors"), _get(data, "model.modalities")
+    if isinstance(projectors, list) and isinstance(modalities, Mapping):
+        for name in projectors:
+            if name not in modalities:
+                enabled = ", ".join(map(str, modalities)) or "none"
+                issues.append(
+                    Issue(
+                        "train.projectors",
+                        f"train.projectors: {name!r} is not an enabled modality"
+                        f"{did_you_mean(str(name), modalities)} (enabled: {enabled})",
                     )
                 )
     return issues
@@ -443,6 +488,14 @@ def _resolve_paths(config: AnymodalConfig, base_dir: Path, override_keys: list[s
 
     llm = config.model.llm
     llm.path = resolve_path(llm.path, base("model.llm.path")) or llm.path
+    train, data = config.train, config.train.data
+    data.train = resolve_path(data.train, base("train.data.train"))
+    data.eval = resolve_path(data.eval, base("train.data.eval"))
+    data.media_root = resolve_path(data.media_root, base("train.data.media_root"))
+    train.init_from = resolve_path(train.init_from, base("train.init_from"))
+    train.feature_cache = resolve_path(train.feature_cache, base("train.feature_cache"))
+    # An output directory is always local, even before it exists.
+    train.output_dir = os.path.normpath(base("train.output_dir") / Path(train.output_dir).expanduser())
     llm.adapter = resolve_path(llm.adapter, base("model.llm.adapter"))
     for name, modality in config.model.modalities.items():
         for part, section in (("encoder", modality.encoder), ("projector", modality.projector)):

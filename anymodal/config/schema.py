@@ -91,6 +91,95 @@ class GenerationSettings:
 
 
 @dataclass
+class DataConfig:
+    #: Training data: LLaVA/PandaGPT-style JSON or JSONL conversations.
+    train: str | None = None
+    #: Held-out data for the evaluation loss; None with ``eval_fraction`` 0 means no evaluation.
+    eval: str | None = None
+    #: Without ``eval``: this fraction of the training records (chosen with the seed) is held out.
+    eval_fraction: float = 0.0
+    #: Media paths in records are relative to this directory; None: the data file's directory.
+    media_root: str | None = None
+    #: What to do with invalid records found by the validation pass: "fail" or "skip" (with a report).
+    on_invalid: Literal["fail", "skip"] = "fail"
+    #: Record keys that are neither media nor conversations (``id`` is always ignored).
+    ignore_keys: list[str] = field(default_factory=list)
+    #: Tokens per sample; longer samples are cut at a span boundary, never inside an input's span.
+    max_length: int = 1024
+
+
+@dataclass
+class OptimizerConfig:
+    #: AdamW; the defaults are PandaGPT's.
+    lr: float = 5e-4
+    weight_decay: float = 0.001
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.95])
+    eps: float = 1e-8
+
+
+@dataclass
+class ScheduleConfig:
+    #: Linear warm-up over this many optimizer steps; None uses ``warmup_ratio`` of all steps.
+    warmup_steps: int | None = None
+    warmup_ratio: float = 0.1
+    #: Decay after warm-up down to ``min_lr_ratio * lr``: cosine, linear or constant.
+    decay: Literal["cosine", "linear", "constant"] = "cosine"
+    min_lr_ratio: float = 0.0
+
+
+@dataclass
+class DistributedConfig:
+    #: How accelerate spreads training over the processes it was launched with (one process: none).
+    #: ddp; deepspeed_zero2 / deepspeed_zero3 (needs deepspeed); fsdp.
+    strategy: Literal["ddp", "deepspeed_zero2", "deepspeed_zero3", "fsdp"] = "ddp"
+    #: DeepSpeed only: keep optimizer state in CPU memory (PandaGPT trained this way).
+    offload_optimizer: bool = False
+
+
+@dataclass
+class TrainConfig:
+    #: 1: train the projectors only. 2: the projectors and LoRA adapters on the LLM.
+    stage: Literal[1, 2] = 1
+    #: Modalities whose projectors train; None: every enabled modality.
+    projectors: list[str] | None = None
+    #: LoRA settings for stage 2; the defaults are PandaGPT's.
+    lora: LoraConfig = field(default_factory=LoraConfig)
+    #: A checkpoint directory whose projectors (and adapter, if any) start this run, e.g. stage 1's.
+    init_from: str | None = None
+    data: DataConfig = field(default_factory=DataConfig)
+    #: Checkpoints, metrics and the resolved config go here.
+    output_dir: str = "runs/anymodal"
+    epochs: int = 1
+    #: Stop after this many optimizer steps (overrides ``epochs`` when set).
+    max_steps: int | None = None
+    #: Samples per process per micro-batch; an optimizer step sees batch_size x grad_accum x processes.
+    batch_size: int = 4
+    grad_accum: int = 1
+    #: Clip the gradient norm to this; 0 disables clipping.
+    max_grad_norm: float = 1.0
+    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    #: "auto": bf16 autocast on CUDA, float32 on CPU.
+    precision: Literal["auto", "bf16", "fp32"] = "auto"
+    gradient_checkpointing: bool = False
+    seed: int = 0
+    #: A directory where frozen encoders' outputs are computed once and reused across epochs and
+    #: runs (keyed by file content, preprocessing and encoder identity); None encodes every step.
+    feature_cache: str | None = None
+    #: Optimizer steps between log lines, evaluations and checkpoints (eval/save 0: only at the end).
+    log_every: int = 10
+    eval_every: int = 0
+    save_every: int = 500
+    #: Checkpoints kept on disk (oldest deleted first); 0 keeps all.
+    keep_checkpoints: int = 2
+    #: DataLoader worker processes that decode and preprocess media.
+    num_workers: int = 0
+    distributed: DistributedConfig = field(default_factory=DistributedConfig)
+
+
+@dataclass
 class AnymodalConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     generation: GenerationSettings = field(default_factory=GenerationSettings)
+    #: Used by ``anymodal train`` only; chat ignores it.
+    train: TrainConfig = field(default_factory=TrainConfig)

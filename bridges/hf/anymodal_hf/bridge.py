@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, cast
 
@@ -150,13 +150,18 @@ class HFBridge(anymodal.Bridge):
             self._model = lora.add_lora(self._model, settings)
         self._args = ForwardArgs(self._model)
 
-    def save(self, directory: Path) -> None:
+    def save(self, directory: Path, state_dict: Mapping[str, torch.Tensor] | None = None) -> None:
         """LoRA-wrapped: the adapter in PEFT format (adapter_config.json, adapter_model.safetensors);
         otherwise the whole model (config.json, model.safetensors). The tokenizer either way."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        self._model.save_pretrained(str(directory))
+        state = None if state_dict is None else dict(state_dict)
+        self._model.save_pretrained(str(directory), state_dict=state)
         self.tokenizer.save_pretrained(str(directory))
+
+    def enable_gradient_checkpointing(self) -> None:
+        # Non-reentrant checkpointing lets gradients reach the projectors through inputs_embeds.
+        self._model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
 
     def _ensure_pad_token(self) -> None:
         """Batches need a pad id; many causal LM tokenizers have none, so borrow eos (or unk)."""

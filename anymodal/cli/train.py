@@ -1,0 +1,52 @@
+"""``anymodal train CONFIG [key=value ...] [--resume [DIR]] [--dry-run]``.
+
+One process by default; for several GPUs launch the same command through accelerate
+(``accelerate launch -m anymodal train CONFIG``) or torchrun, and pick the strategy with
+``train.distributed.strategy``.
+"""
+
+from __future__ import annotations
+
+import click
+
+from anymodal.config import load_config
+from anymodal.plugins import get_registry
+
+
+def train() -> click.Command:
+    @click.command("train")
+    @click.argument("source", metavar="CONFIG")
+    @click.argument("overrides", nargs=-1, metavar="[KEY=VALUE]...")
+    @click.option(
+        "--resume",
+        is_flag=False,
+        flag_value="latest",
+        default=None,
+        metavar="[DIR]",
+        help="Continue from the latest checkpoint in train.output_dir, or from checkpoint DIR.",
+    )
+    @click.option(
+        "--dry-run",
+        is_flag=True,
+        help="Validate the config and data, print the trainable parameters and a memory estimate, and exit.",
+    )
+    def command(source: str, overrides: tuple[str, ...], resume: str | None, dry_run: bool) -> None:
+        """Train projectors (stage 1) and LoRA (stage 2) on conversations. CONFIG: preset or YAML file."""
+        from anymodal.train.trainer import Trainer
+
+        registry = get_registry()
+        loaded = load_config(source, overrides, registry)
+
+        def log(text: str) -> None:
+            click.echo(text, err=True)
+
+        trainer = Trainer(loaded, registry, resume=resume, log=log)
+        if dry_run:
+            click.echo(trainer.data.summary())
+            click.echo(trainer.describe())
+            return
+        result = trainer.fit()
+        click.echo(f"trained {result.step} step(s); checkpoint: {result.last_checkpoint}")
+        click.echo(f"chat with it: anymodal chat --model {result.last_checkpoint}")
+
+    return command

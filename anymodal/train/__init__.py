@@ -1,0 +1,1 @@
+"""The instruction trainer behind ``anymodal train``: data, tokenisation, feature cache, loop, checkpoints."""
