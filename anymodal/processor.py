@@ -52,6 +52,8 @@ class Tokenizer(Protocol):
 
     def tokenize(self, text: str) -> list[int]: ...
 
+    def decode(self, ids: Sequence[int]) -> str: ...
+
 
 @dataclass(frozen=True)
 class Attachment:

@@ -9,7 +9,7 @@ spans fall outside are dropped with it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from anymodal.processor import Attachment, PromptProcessor, Slot, Turn
@@ -83,15 +83,20 @@ def span_safe_cut(
     """The largest cut ``<= max_length`` that leaves every input span whole or entirely dropped."""
     cut = max_length
     for slot in slots:
-        if slot.start < cut < slot.start + slot.length + _close_length(processor, slot):
-            opening = processor.tokenizer.tokenize(processor.span(slot.modality)[0])
-            start = slot.start
-            # Drop the span's opening text too when it tokenised on its own.
-            if opening and list(ids[start - len(opening) : start]) == opening:
-                start -= len(opening)
-            cut = min(cut, start)
+        opening, closing = (text.strip() for text in processor.span(slot.modality))
+        closing_length = len(processor.tokenizer.tokenize(closing)) if closing else 0
+        if slot.start < cut < slot.start + slot.length + closing_length:
+            cut = min(cut, _opening_start(ids, slot.start, opening, processor.tokenizer.decode))
     return cut
 
 
-def _close_length(processor: PromptProcessor, slot: Slot) -> int:
-    return len(processor.tokenizer.tokenize(processor.span(slot.modality)[1].strip()) or [])
+def _opening_start(
+    ids: Sequence[int], start: int, opening: str, decode: Callable[[Sequence[int]], str]
+) -> int:
+    """Where the span's opening text begins before position ``start``. It was tokenised together
+    with the text before it, so look back for the fewest tokens that decode to contain it."""
+    if opening:
+        for back in range(1, min(start, 64) + 1):
+            if opening in decode(ids[start - back : start]):
+                return start - back
+    return start
