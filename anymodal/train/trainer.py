@@ -218,6 +218,7 @@ class Trainer:
                     tokens += int(batch.attention_mask.sum())
                     if not accelerator.sync_gradients:
                         continue
+                    lr = scheduler.get_last_lr()[0]  # the rate this step used
                     scheduler.step()
                     position.step += 1
                     position.batches += len(step_losses)
@@ -229,7 +230,7 @@ class Trainer:
                         position.step,
                         epoch=position.epoch,
                         loss=step_loss,
-                        lr=scheduler.get_last_lr()[0],
+                        lr=lr,
                         grad_norm=None if grad_norm is None else float(grad_norm),
                         samples_per_s=samples * accelerator.num_processes / elapsed,
                         tokens_per_s=tokens * accelerator.num_processes / elapsed,

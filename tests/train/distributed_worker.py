@@ -1,40 +1,67 @@
-"""One process of the 2-process training test (tests/train/test_distributed.py), run under torchrun.
+"""One process of the 2-process training test (tests/train/test_distributed.py), launched by torchrun.
 
-Trains the toy modality from a config and writes ``<result_dir>/rank<N>.json``: what accelerate
-made of the launch, this process's logged losses, and digests of the trainable weights before and
-after training. Not collected by pytest (no ``test_`` prefix).
+Usage: ``distributed_worker.py CONFIG RESULT_DIR [--resume CHECKPOINT] [--set key=value ...]``.
+
+It registers the toy modality without entry points, trains as the config says, and writes into
+RESULT_DIR, per process (N is the rank):
+
+* ``rankN.json``: what accelerate made of the launch (rank, process count, distributed type,
+  backend), the losses and eval loss ``fit`` returned, and which records this process loaded, in
+  order, per split (train/eval), to show how the data was sharded;
+* ``rankN-initial.safetensors`` / ``rankN-final.safetensors``: every trainable tensor (projector and
+  LoRA) before and after ``fit``, by the trainer's parameter names.
+
+Not collected by pytest (no ``test_`` prefix).
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
+from safetensors.torch import save_file
 
+import anymodal.train.trainer as trainer_module
 from anymodal.config import load_config
 from anymodal.plugins import load_registry
 from anymodal.testing import toy
+from anymodal.train.batches import ExampleDataset
+from anymodal.train.data import MediaRef
+from anymodal.train.examples import Example
 from anymodal.train.trainer import Trainer
 
+#: The split each list of examples belongs to, by id(); filled in once the trainer has loaded its data.
+SPLITS: dict[int, str] = {}
+#: Record sources (``data.jsonl:LINE``) in the order this process loaded them, per split.
+LOADS: dict[str, list[str]] = {"train": [], "eval": []}
 
-def digest(parameters: dict[str, torch.nn.Parameter]) -> str:
-    """A hash of every trainable tensor's name, shape, dtype and exact bytes, in the trainer's order."""
-    hasher = hashlib.sha256()
-    for name, parameter in parameters.items():
-        tensor = parameter.detach().to("cpu").contiguous()
-        hasher.update(f"{name}:{tuple(tensor.shape)}:{tensor.dtype}\n".encode())
-        hasher.update(tensor.numpy().tobytes())
-    return hasher.hexdigest()
+
+class RecordingDataset(ExampleDataset):
+    """The trainer's dataset, noting every record it hands to the data loader."""
+
+    def __init__(self, examples: Sequence[Example], load: Callable[[MediaRef], Any]) -> None:
+        super().__init__(examples, load)
+        self.split = SPLITS[id(examples)]
+
+    def __getitem__(self, index: int) -> tuple[Example, list[Any]]:
+        example, inputs = super().__getitem__(index)
+        LOADS[self.split].append(example.source)
+        return example, inputs
+
+
+def save_tensors(parameters: dict[str, torch.nn.Parameter], file: Path) -> None:
+    save_file({name: p.detach().to("cpu").contiguous().clone() for name, p in parameters.items()}, str(file))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("config")
-    parser.add_argument("result_dir")
+    parser.add_argument("result_dir", type=Path)
     parser.add_argument("--resume", default=None, help="a checkpoint directory to resume from")
     parser.add_argument("--set", dest="overrides", action="append", default=[], help="a config override")
     args = parser.parse_args()
@@ -42,12 +69,17 @@ def main() -> None:
     registry = load_registry(plugins=[toy])
     loaded = load_config(args.config, args.overrides, registry=registry)
     trainer = Trainer(loaded, registry, resume=args.resume, log=lambda line: print(line, file=sys.stderr))
+    SPLITS.update({id(trainer.data.train): "train", id(trainer.data.eval): "eval"})
+    trainer_module.ExampleDataset = RecordingDataset  # type: ignore[misc]  # the name fit() builds with
+
     accelerator = trainer.accelerator
-    names = list(trainer.trainable)
-    initial = digest(trainer.trainable)
+    rank = accelerator.process_index
+    args.result_dir.mkdir(parents=True, exist_ok=True)
+    save_tensors(trainer.trainable, args.result_dir / f"rank{rank}-initial.safetensors")
     result = trainer.fit()
+    save_tensors(trainer.trainable, args.result_dir / f"rank{rank}-final.safetensors")
     report = {
-        "rank": accelerator.process_index,
+        "rank": rank,
         "num_processes": accelerator.num_processes,
         "distributed_type": str(accelerator.distributed_type),
         "backend": torch.distributed.get_backend() if torch.distributed.is_initialized() else None,
@@ -55,14 +87,9 @@ def main() -> None:
         "losses": result.losses,
         "eval_loss": result.eval_loss,
         "last_checkpoint": str(result.last_checkpoint),
-        "trainable": names,
-        "lora_parameters": sum("lora_" in name for name in names),
-        "initial_digest": initial,
-        "final_digest": digest(trainer.trainable),
+        "loads": LOADS,
     }
-    out = Path(args.result_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / f"rank{accelerator.process_index}.json").write_text(json.dumps(report, indent=2) + "\n")
+    (args.result_dir / f"rank{rank}.json").write_text(json.dumps(report, indent=2) + "\n")
 
 
 if __name__ == "__main__":
