@@ -133,14 +133,16 @@ def issues_of(excinfo: pytest.ExceptionInfo[ConfigError]) -> list[str]:
 
 
 def test_shipped_presets_are_the_expected_ones() -> None:
-    assert [p.stem for p in SHIPPED_PRESETS] == ["default", "hf-llm"]
-    assert sorted(available_presets()) == ["default", "hf-llm"]
+    expected = ["default", "hf-llm", "train-stage1", "train-stage2"]
+    assert [p.stem for p in SHIPPED_PRESETS] == expected
+    assert sorted(available_presets()) == expected
 
 
 @pytest.mark.parametrize("preset", SHIPPED_PRESETS, ids=lambda p: p.stem)
-def test_every_shipped_preset_validates(preset: Path, registry: Registry) -> None:
+def test_every_shipped_preset_validates(preset: Path) -> None:
     assert validate_against(AnymodalConfig, _yaml(preset)) == []
-    loaded = load_config(preset.stem, registry=registry)
+    # Against what is really installed: core and the first-party plugins.
+    loaded = load_config(preset.stem, registry=load_registry())
     assert loaded.source == preset.stem
     assert loaded.file.name == preset.name
 
@@ -149,6 +151,25 @@ def _yaml(path: Path) -> Any:
     from omegaconf import OmegaConf
 
     return OmegaConf.to_container(OmegaConf.load(path))
+
+
+def test_training_presets_are_the_two_stages() -> None:
+    stage1 = load_config("train-stage1", registry=load_registry()).config.train
+    stage2 = load_config("train-stage2", registry=load_registry()).config.train
+    assert (stage1.stage, stage2.stage) == (1, 2)
+    lora = stage2.lora
+    assert (lora.r, lora.alpha, lora.dropout, lora.target_modules) == (
+        32,
+        32,
+        0.1,
+        ["q_proj", "k_proj", "v_proj", "o_proj"],
+    )
+    assert (stage2.optimizer.lr, stage2.optimizer.betas, stage2.optimizer.weight_decay) == (
+        5e-4,
+        [0.9, 0.95],
+        0.001,
+    )
+    assert stage2.init_from is not None and stage2.init_from.endswith("runs/stage1")
 
 
 def test_default_preset_is_the_builtin_untrained_model(registry: Registry) -> None:
@@ -175,7 +196,9 @@ def test_unknown_preset_suggests_and_lists_the_available_ones() -> None:
     with pytest.raises(UsageError) as excinfo:
         load_config("defualt")
     assert excinfo.value.message == "unknown preset 'defualt' (did you mean 'default'?)"
-    assert excinfo.value.hint is not None and "available presets: default, hf-llm" in excinfo.value.hint
+    assert (
+        excinfo.value.hint is not None and "available presets: default, hf-llm, train-" in excinfo.value.hint
+    )
 
 
 def test_config_path_env_is_searched_before_the_shipped_presets(

@@ -48,6 +48,8 @@ if TYPE_CHECKING:
 
 PRESET_PATH_ENV = "ANYMODAL_CONFIG_PATH"
 CHECKPOINT_CONFIG = "anymodal.yaml"
+#: In a training run's output directory: a text file naming the newest checkpoint directory.
+LATEST_CHECKPOINT = "latest"
 DEFAULT_PRESET = "default"
 _PLUGINS_HINT = "run `anymodal plugins` to see what is installed"
 
@@ -138,6 +140,7 @@ def locate(source: str | Path | None) -> tuple[Path, str, Path]:
         return file, source, Path.cwd() if packaged else file.parent
     path = Path(source).expanduser().absolute()
     if path.is_dir():
+        path = latest_checkpoint(path)
         file = path / CHECKPOINT_CONFIG
         if not file.is_file():
             raise UsageError(
@@ -149,6 +152,15 @@ def locate(source: str | Path | None) -> tuple[Path, str, Path]:
     if not path.exists():
         raise UsageError(f"config file not found: {path}", hint="check the path, or pass a preset name")
     return path, str(source), path.parent
+
+
+def latest_checkpoint(directory: Path) -> Path:
+    """``directory``, or for a training run's output directory (no anymodal.yaml, a ``latest`` file
+    naming its newest checkpoint) that checkpoint."""
+    pointer = directory / LATEST_CHECKPOINT
+    if not (directory / CHECKPOINT_CONFIG).is_file() and pointer.is_file():
+        return directory / pointer.read_text().strip()
+    return directory
 
 
 def _plain_model_dir(source: str | Path | None) -> Path | None:

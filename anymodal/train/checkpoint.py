@@ -30,11 +30,11 @@ import torch
 from omegaconf import OmegaConf
 from safetensors.torch import save_file
 
-from anymodal.config.load import CHECKPOINT_CONFIG, LoadedConfig
+from anymodal.config.load import CHECKPOINT_CONFIG, LATEST_CHECKPOINT, LoadedConfig, latest_checkpoint
 from anymodal.errors import UsageError
 from anymodal.plugins import Registry
 
-LATEST = "latest"
+LATEST = LATEST_CHECKPOINT
 PREFIX = "checkpoint-"
 STATE_DIR = "state"
 PROJECTORS_DIR = "projectors"
@@ -111,7 +111,7 @@ def find_checkpoint(resume: str, output_dir: Path) -> Path:
             )
         directory = output_dir / pointer.read_text().strip()
     else:
-        directory = Path(resume).expanduser().absolute()
+        directory = latest_checkpoint(Path(resume).expanduser().absolute())
     if not (directory / STATE_DIR).is_dir() or not (directory / CHECKPOINT_CONFIG).is_file():
         raise UsageError(
             f"{directory} is not a complete anymodal training checkpoint (it needs {CHECKPOINT_CONFIG} and "
@@ -122,7 +122,14 @@ def find_checkpoint(resume: str, output_dir: Path) -> Path:
 
 
 def weights_from(directory: Path, modalities: list[str]) -> tuple[dict[str, str], str | None]:
-    """The projector files (by modality) and adapter directory a checkpoint holds for ``modalities``."""
+    """The projector files (by modality) and adapter directory a checkpoint (or the newest one of a
+    run's output directory) holds for ``modalities``."""
+    directory = latest_checkpoint(directory)
+    if not (directory / PROJECTORS_DIR).is_dir():
+        raise UsageError(
+            f"train.init_from: {directory} is not an anymodal checkpoint (it has no {PROJECTORS_DIR}/)",
+            hint=f"point it at a {PREFIX}* directory or a run's output directory",
+        )
     projectors = {
         name: str(directory / PROJECTORS_DIR / f"{name}.safetensors")
         for name in modalities

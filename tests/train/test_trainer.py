@@ -140,7 +140,9 @@ def test_chat_with_a_trained_checkpoint(train_config, toy_registry, tmp_path):
     set_registry(toy_registry)
     try:
         out = CliRunner().invoke(
-            cli, ["chat", "--model", str(result.last_checkpoint), "--toy", str(tmp_path / "x1.npy"), "hi"]
+            # The run's output directory means its newest checkpoint.
+            cli,
+            ["chat", "--model", str(tmp_path / "run"), "--toy", str(tmp_path / "x1.npy"), "hi"],
         )
     finally:
         set_registry(None)
@@ -150,12 +152,16 @@ def test_chat_with_a_trained_checkpoint(train_config, toy_registry, tmp_path):
 def test_stage_two_starts_from_stage_one_weights(train_config, toy_registry, tmp_path):
     first = trainer(train_config, toy_registry, "train.stage=1", "train.max_steps=2", "train.save_every=0")
     stage1 = first.fit().last_checkpoint
+    assert stage1 is not None and stage1.parent == tmp_path / "run"
+    # init_from takes a checkpoint or, as here, a run's output directory (its newest checkpoint).
     second = trainer(
-        train_config, toy_registry, f"train.init_from={stage1}", f"train.output_dir={tmp_path / 'two'}"
+        train_config, toy_registry, f"train.init_from={stage1.parent}", f"train.output_dir={tmp_path / 'two'}"
     )
     saved = load_file(stage1 / "projectors/toy.safetensors")
     assert torch.equal(second.model.projectors["toy"].proj.weight, saved["proj.weight"])
     assert parameter_counts(second.model)[0] == TOY_LINEAR + LORA_R32
+    with pytest.raises(UsageError, match="is not an anymodal checkpoint"):
+        trainer(train_config, toy_registry, f"train.init_from={tmp_path}")
 
 
 def test_feature_cache_is_filled_once_and_gives_the_same_losses(train_config, toy_registry, tmp_path):
