@@ -14,7 +14,7 @@ from safetensors.torch import load_file
 from anymodal.chat import ChatSession
 from anymodal.cli import cli
 from anymodal.config import load_config
-from anymodal.errors import UsageError
+from anymodal.errors import InputError, UsageError
 from anymodal.plugins import set_registry
 from anymodal.train.metrics import read_metrics
 from anymodal.train.setup import parameter_counts
@@ -247,3 +247,59 @@ def test_train_cli_runs_and_resumes(train_config, toy_registry, tmp_path):
     assert again.exit_code == 0, again.output
     assert "resumed from" in again.output and "checkpoint-0000004" in again.output
     assert nothing.exit_code == 2 and "nothing to resume" in nothing.output
+
+
+def test_a_file_that_breaks_mid_run_saves_progress_and_resume_finishes(train_config, toy_registry, tmp_path):
+    logged: list[str] = []
+    run = Trainer(
+        load_config(train_config, ["train.save_every=0", "train.max_steps=8"], registry=toy_registry),
+        toy_registry,
+        log=logged.append,
+    )
+    originals = {p: p.read_bytes() for p in tmp_path.glob("x*.npy")}
+
+    def corrupt(step: int, loss: float) -> None:
+        if step == 2:
+            for path in originals:
+                path.write_bytes(b"not an array")
+
+    with pytest.raises(InputError, match=r"toy file is not a valid \.npy array: .*x\d+\.npy"):
+        run.fit(on_step=corrupt)
+    # The last completed step was saved (the loader reads a batch ahead, so that may be step 3).
+    last = [m["step"] for m in read_metrics(tmp_path / "run") if "loss" in m][-1]
+    assert last >= 2 and (tmp_path / "run/latest").read_text().strip() == f"checkpoint-{last:07d}"
+    assert any(line.startswith("stopped: toy file is not a valid") and "--resume" in line for line in logged)
+    for path, content in originals.items():
+        path.write_bytes(content)
+    resumed = trainer(train_config, toy_registry, "train.save_every=0", "train.max_steps=8", resume="latest")
+    assert resumed.fit().step == 8
+
+
+def test_gradient_checkpointing_and_accumulation_give_the_same_training(train_config, toy_registry, tmp_path):
+    common = (
+        "train.max_steps=2",
+        "train.save_every=0",
+        "train.lora.dropout=0.0",
+        "train.data.eval_fraction=0",
+    )
+    base = trainer(train_config, toy_registry, *common, f"train.output_dir={tmp_path / 'a'}").fit()
+    checkpointed = trainer(
+        train_config,
+        toy_registry,
+        *common,
+        "train.gradient_checkpointing=true",
+        f"train.output_dir={tmp_path / 'b'}",
+    )
+    assert any(getattr(m, "gradient_checkpointing", False) for m in checkpointed.model.llm.modules())
+    np.testing.assert_allclose(checkpointed.fit().losses, base.losses, rtol=1e-5)
+    # Two micro-batches of 2 per optimizer step: same samples per step, so steps per epoch match.
+    accumulated = trainer(
+        train_config,
+        toy_registry,
+        *common,
+        "train.batch_size=2",
+        "train.grad_accum=2",
+        f"train.output_dir={tmp_path / 'c'}",
+    ).fit()
+    assert accumulated.step == 2 and len(accumulated.losses) == 2
+    np.testing.assert_allclose(accumulated.losses, base.losses, rtol=1e-4)

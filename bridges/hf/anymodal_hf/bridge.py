@@ -161,7 +161,12 @@ class HFBridge(anymodal.Bridge):
 
     def enable_gradient_checkpointing(self) -> None:
         # Non-reentrant checkpointing lets gradients reach the projectors through inputs_embeds.
-        self._model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        # transformers 5 renamed the method; 4.x has only the old name.
+        enable = getattr(self._model, "activation_checkpointing_enable", None)
+        if enable is not None:
+            enable(activation_checkpointing_kwargs={"use_reentrant": False})
+        else:
+            self._model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
 
     def _ensure_pad_token(self) -> None:
         """Batches need a pad id; many causal LM tokenizers have none, so borrow eos (or unk)."""
