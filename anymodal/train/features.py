@@ -25,7 +25,7 @@ from torch import nn
 
 from anymodal.config.schema import EncoderConfig
 from anymodal.errors import InputError
-from anymodal.runtime import AnyModalModel, PreparedInput, input_key
+from anymodal.runtime import AnyModalModel, input_key
 from anymodal.specs import EncoderOutput
 from anymodal.train.data import MediaRef
 
@@ -94,15 +94,12 @@ class FeatureCache:
         todo = self.missing(refs)
         for start in range(0, len(todo), batch_size):
             chunk = todo[start : start + batch_size]
-            prepared = [self._prepare(ref) for ref in chunk]
+            prepared = [self.model.prepare(ref.modality, ref.path) for ref in chunk]
             for ref, output in zip(chunk, self.model.encode_features(prepared), strict=True):
                 self._write(self.path(ref), output)
             if progress is not None:
                 progress(len(chunk))
         return len(todo)
-
-    def _prepare(self, ref: MediaRef) -> PreparedInput:
-        return self.model.prepare(ref.modality, ref.path)
 
     def _write(self, file: Path, output: EncoderOutput) -> None:
         file.parent.mkdir(parents=True, exist_ok=True)

@@ -131,13 +131,12 @@ class Trainer:
         optimizer = trainable * 4 * 3
         longest = max(len(e.input_ids) for e in self.data.train)
         activations = self._activation_bytes(longest)
-        gib = 1024**3
         total_bytes = llm + encoders + optimizer + activations
         return (
             f"trainable parameters: {trainable:,} of {total:,} ({100 * trainable / max(total, 1):.3f}%)\n"
-            f"estimated memory per process: {total_bytes / gib:.2f} GiB (LLM {llm / gib:.2f}, encoders "
-            f"{encoders / gib:.2f}, gradients and optimizer {optimizer / gib:.2f}, activations "
-            f"~{activations / gib:.2f} for batch {self.train_config.batch_size} x {longest} tokens)"
+            f"estimated memory per process: {_size(total_bytes)} (LLM {_size(llm)}, encoders "
+            f"{_size(encoders)}, gradients and optimizer {_size(optimizer)}, activations "
+            f"~{_size(activations)} for batch {self.train_config.batch_size} x {longest} tokens)"
         )
 
     def _activation_bytes(self, length: int) -> int:
@@ -323,6 +322,16 @@ class Trainer:
             )
         accelerator.wait_for_everyone()
         return final
+
+
+def _size(count: int) -> str:
+    """Bytes in the largest unit that keeps the number at least 1 (GiB at most)."""
+    value, unit = float(count), "B"
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            break
+        value /= 1024
+    return f"{value:.1f} {unit}"
 
 
 def _rng_state() -> dict[str, Any]:
