@@ -30,7 +30,7 @@ from anymodal.train import checkpoint
 from anymodal.train.batches import Batch, EpochSampler, ExampleDataset, encoder_outputs, make_collate
 from anymodal.train.data import MediaRef
 from anymodal.train.engine import make_accelerator, trainable_state
-from anymodal.train.examples import Example
+from anymodal.train.examples import IGNORE_INDEX, Example
 from anymodal.train.features import FeatureCache
 from anymodal.train.metrics import MetricsLog
 from anymodal.train.schedule import make_scheduler
@@ -51,14 +51,15 @@ class TrainingModel(nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, batch: Batch) -> torch.Tensor:
+    def forward(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(mean loss over the batch's target tokens, logits [batch, seq, vocab])``."""
         model = self.model
         outputs = encoder_outputs(batch.inputs, model.encode_features)
         projected = model.project(batch.modalities, outputs) if outputs else []
         embeds = model.fuse(batch.input_ids, batch.slots, projected, batch.counts)
-        loss, _ = model.bridge.forward(embeds, batch.attention_mask, batch.labels)
+        loss, logits = model.bridge.forward(embeds, batch.attention_mask, batch.labels)
         assert loss is not None  # labels were given
-        return loss
+        return loss, logits
 
 
 @dataclass
@@ -112,10 +113,14 @@ class Trainer:
         torch.manual_seed(train.seed)
         start = self.resume_from or (Path(train.init_from) if train.init_from else None)
         model_config = with_weights_from(config, start) if start else config
-        self.model = build_model(model_config, registry, str(self.accelerator.device))
+        device = self.accelerator.device
+        # Under several CPU processes accelerate's device is "cpu:0", which is no device name to configure.
+        self.model = build_model(model_config, registry, "cpu" if device.type == "cpu" else str(device))
         self.trainable = select_trainable(self.model, train)
         if train.gradient_checkpointing:
             self.model.bridge.enable_gradient_checkpointing()
+        # Weights were initialised alike everywhere; from here each process draws its own dropout.
+        torch.manual_seed(train.seed + self.accelerator.process_index)
         self.processor = self.model.prompt_processor(registry)
         self.data: TrainingData = load_data(config, self.model, self.processor)
         self.cache = FeatureCache(Path(train.feature_cache), self.model) if train.feature_cache else None
@@ -205,7 +210,7 @@ class Trainer:
                 for batch in batches:
                     batch = batch.to(accelerator.device)
                     with accelerator.accumulate(wrapped):
-                        loss = wrapped(batch)
+                        loss, _ = wrapped(batch)
                         accelerator.backward(loss)
                         grad_norm = None
                         if accelerator.sync_gradients and train.max_grad_norm > 0:
@@ -265,17 +270,21 @@ class Trainer:
         return RunResult(self.output_dir, position.step, last_saved, losses, eval_loss)
 
     def _evaluate(self, wrapped: nn.Module, loader: Any) -> float:
-        """Mean loss per target token over the held-out split, across all processes."""
+        """Mean loss per target token over the held-out split, across all processes.
+
+        accelerate pads the last batches so every process gets as many; gather_for_metrics drops
+        those repeats, so each held-out sample counts once.
+        """
         self.model.eval()
-        total = torch.zeros(2, device=self.accelerator.device)
+        sums = []
         with torch.no_grad():
             for batch in loader:
                 batch = batch.to(self.accelerator.device)
-                count = batch.target_tokens
-                total += torch.tensor([float(wrapped(batch)) * count, count], device=total.device)
+                _, logits = wrapped(batch)
+                sums.append(self.accelerator.gather_for_metrics(_row_loss_sums(logits, batch.labels)))
         self.model.train()
         self.model.encoders.eval()
-        total = self.accelerator.reduce(total, "sum")
+        total = torch.cat(sums).sum(dim=0)
         return float(total[0] / total[1].clamp(min=1))
 
     def _loader(self, examples: list[Example], shuffle: bool) -> DataLoader[Any]:
@@ -309,6 +318,7 @@ class Trainer:
         accelerator = self.accelerator
         temporary = self.output_dir / f".tmp-{checkpoint.checkpoint_name(position.step)}"
         accelerator.save_state(str(temporary / checkpoint.STATE_DIR))
+        accelerator.wait_for_everyone()  # every process has written its RNG state before the rename
         projectors, adapter = trainable_state(accelerator, wrapped, self.model)
         final = self.output_dir / checkpoint.checkpoint_name(position.step)
         if accelerator.is_main_process:
@@ -322,6 +332,15 @@ class Trainer:
             )
         accelerator.wait_for_everyone()
         return final
+
+
+def _row_loss_sums(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """``[batch, 2]``: each row's summed next-token cross-entropy over its targets, and their count."""
+    shifted = labels[:, 1:]
+    losses = torch.nn.functional.cross_entropy(
+        logits[:, :-1].float().transpose(1, 2), shifted, ignore_index=IGNORE_INDEX, reduction="none"
+    )
+    return torch.stack([losses.sum(dim=1), (shifted != IGNORE_INDEX).sum(dim=1).float()], dim=1)
 
 
 def _size(count: int) -> str:

@@ -1,6 +1,7 @@
 """One process of the 2-process training test (tests/train/test_distributed.py), launched by torchrun.
 
-Usage: ``distributed_worker.py CONFIG RESULT_DIR [--resume CHECKPOINT] [--set key=value ...]``.
+Usage: ``distributed_worker.py CONFIG RESULT_DIR [--resume CHECKPOINT] [--set key=value ...]
+[--slow-save SECONDS]`` (the last delays rank 1 before each ``save_state``).
 
 It registers the toy modality without entry points, trains as the config says, and writes into
 RESULT_DIR, per process (N is the rank):
@@ -19,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -64,6 +66,9 @@ def main() -> None:
     parser.add_argument("result_dir", type=Path)
     parser.add_argument("--resume", default=None, help="a checkpoint directory to resume from")
     parser.add_argument("--set", dest="overrides", action="append", default=[], help="a config override")
+    parser.add_argument(
+        "--slow-save", type=float, default=0.0, help="seconds rank 1 waits before each save_state"
+    )
     args = parser.parse_args()
 
     registry = load_registry(plugins=[toy])
@@ -74,6 +79,16 @@ def main() -> None:
 
     accelerator = trainer.accelerator
     rank = accelerator.process_index
+    if rank == 1 and args.slow_save:
+        # A process that reaches a checkpoint later than the main one (a slower host, a busier
+        # core): its share of the state (its RNG file) must still end up in the checkpoint.
+        save_state = accelerator.save_state
+
+        def slow_save_state(*positional: Any, **keywords: Any) -> Any:
+            time.sleep(args.slow_save)
+            return save_state(*positional, **keywords)
+
+        accelerator.save_state = slow_save_state
     args.result_dir.mkdir(parents=True, exist_ok=True)
     save_tensors(trainer.trainable, args.result_dir / f"rank{rank}-initial.safetensors")
     result = trainer.fit()
