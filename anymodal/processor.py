@@ -20,7 +20,9 @@ So PandaGPT's prompt becomes ``[bos] + tok("### Human: <Img>") + [pad] + tok("</
 
 Training (``targets=True``): each assistant message's text, plus the template's text after it up
 to and including the first stop string (``"</s>"``, ``"\\n###"`` ...), is tokenized on its own and
-marked as a target; everything else is not. When no stop string follows an assistant message (the
+marked as a target; everything else is not. Spaces between the template's assistant prefix and the
+reply go with the reply (the generation prompt ends at ``Assistant:``, so the first token the model
+must produce is the reply's first word with its space). When no stop string follows an assistant message (the
 ``plain`` template's last reply), the tokenizer's EOS id is appended as a target instead, so the
 model still learns to end its reply. The text is the same as for generation; only the token
 boundaries around assistant text differ (PandaGPT's trainer also tokenizes them apart).
@@ -285,8 +287,12 @@ class PromptProcessor:
                 shown.append(f"[{length} x {modality}]")
                 pending = close_text + following
             elif kind == "b" and roles[number] == "assistant":
+                # The generation prompt ends before the space that follows "Assistant:", so the
+                # space belongs to the reply's first token ("ĠIt"), which must be trained.
+                lead = pending[len(pending.rstrip(" ")) :]
+                pending = pending[: len(pending) - len(lead)]
                 flush(False)
-                pending = following
+                pending = lead + following
             elif kind == "e" and roles[number] == "assistant":
                 # The end-of-turn text through the first stop string is trained too, so the model
                 # learns to stop.

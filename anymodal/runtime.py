@@ -257,7 +257,11 @@ def file_digest(file: Path) -> str:
 def build_encoder(spec: ModalitySpec, config: EncoderConfig, registry: Registry) -> nn.Module:
     """The modality's encoder, weights loaded, frozen and in eval mode."""
     encoder_spec = registry.get("encoder", config.name or spec.default_encoder)
-    encoder: nn.Module = encoder_spec.build(spec.name, config.options or None)
+    # An encoder without a weights file keeps its initial weights: draw them from a fixed seed, so
+    # the same config builds the same encoder in training, in chat and in the feature cache.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        encoder: nn.Module = encoder_spec.build(spec.name, config.options or None)
     if config.weights:
         loader = getattr(encoder, "load_weights", None)
         if callable(loader):

@@ -199,9 +199,10 @@ def test_targets_cover_assistant_text_through_the_stop_string():
     out = proc.process(conversation, add_generation_prompt=False, targets=True)
     assert out.targets is not None and len(out.targets) == len(out.input_ids)
     trained = tok.decode([i for i, t in zip(out.input_ids, out.targets, strict=True) if t])
-    assert trained == "a0</s>a1</s>"
+    # The space after "ASSISTANT:" starts the reply: generation prompts end at the colon.
+    assert trained == " a0</s> a1</s>"
     untrained = tok.decode([i for i, t in zip(out.input_ids, out.targets, strict=True) if not t])
-    assert untrained.endswith(f"USER: <image>{SLOT * 2}</image>q0 ASSISTANT: USER: q1 ASSISTANT: ")
+    assert untrained.endswith(f"USER: <image>{SLOT * 2}</image>q0 ASSISTANT:USER: q1 ASSISTANT:")
     assert proc.process(conversation, add_generation_prompt=False).targets is None
 
 
@@ -210,7 +211,7 @@ def test_pandagpt_targets_match_its_training_segments():
     conversation = [Turn(Message("user", "q"), (Attachment("image", 1),)), Message("assistant", "a")]
     out = proc.process(conversation, add_generation_prompt=False, targets=True)
     assert out.targets is not None
-    assert tok.decode([i for i, t in zip(out.input_ids, out.targets, strict=True) if t]) == "a\n###"
+    assert tok.decode([i for i, t in zip(out.input_ids, out.targets, strict=True) if t]) == " a\n###"
 
 
 def test_a_reply_without_a_following_stop_string_is_trained_to_end_with_eos():
@@ -222,6 +223,6 @@ def test_a_reply_without_a_following_stop_string_is_trained_to_end_with_eos():
     assert out.targets is not None
     trained = [i for i, t in zip(out.input_ids, out.targets, strict=True) if t]
     # The first reply is followed by "\nUser:" (the stop string); the last by nothing, so EOS.
-    assert tok.decode(trained[:-1]) == "a0\nUser:a1" and trained[-1] == EOS
+    assert tok.decode(trained[:-1]) == " a0\nUser: a1" and trained[-1] == EOS
     # EOS sits right after the reply; the template's trailing newline follows it, untrained.
     assert out.input_ids[-2:] == [EOS, ord("\n") + 2] and out.targets[-2:] == [True, False]

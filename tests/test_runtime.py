@@ -198,3 +198,24 @@ def test_unknown_preprocess_option_is_a_config_error(tmp_path, llm_dir, registry
     assert AnyModalModel.from_config(loaded.config.model, registry).prepare(
         "toy", write_npy(tmp_path / "a.npy", 1)
     ).tensor.shape == (3, 8)
+
+
+def test_an_encoder_without_weights_is_built_the_same_every_time() -> None:
+    from anymodal.config import EncoderConfig
+    from anymodal.runtime import build_encoder
+
+    registry = load_registry()
+    spec = registry.modalities["image"]
+    small = {"vision_embed_dim": 16, "vision_num_blocks": 1, "vision_num_heads": 2, "out_embed_dim": 8}
+    config = (
+        load_config(None, [f"model.modalities.image.encoder.options.config={small}"], registry=registry)
+        .config.model.modalities["image"]
+        .encoder
+    )
+    torch.manual_seed(123)
+    first = build_encoder(spec, config, registry).state_dict()
+    state = torch.get_rng_state()
+    second = build_encoder(spec, config, registry).state_dict()
+    assert torch.equal(state, torch.get_rng_state())  # the caller's random stream is left alone
+    assert first.keys() == second.keys() and all(torch.equal(first[k], second[k]) for k in first)
+    assert isinstance(config, EncoderConfig)

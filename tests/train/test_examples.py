@@ -68,10 +68,11 @@ def test_loss_is_on_assistant_tokens_only(model, processor, tmp_path):
     trained = [decode(run) for run in runs(example.input_ids, example.labels, trained=True)]
     untrained = [decode(run) for run in runs(example.input_ids, example.labels, trained=False)]
     # Each reply is trained through the stop string that ends it ("\nUser:"), the last one through EOS.
-    assert trained == ["plus\nUser:", "Also plus.</s>"]
+    # The space after "Assistant:" belongs to the reply: the generation prompt ends at the colon.
+    assert trained == [" plus\nUser:", " Also plus.</s>"]
     assert untrained == [
-        "<s>User: <toy>□□□□</toy>\nWhat is it?\nAssistant: ",
-        " And this one? <toy>□□□□</toy>\nAssistant: ",
+        "<s>User: <toy>□□□□</toy>\nWhat is it?\nAssistant:",
+        " And this one? <toy>□□□□</toy>\nAssistant:",
         "\n",
     ]
     assert [label for label in example.labels if label != IGNORE_INDEX] == [
