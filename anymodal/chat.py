@@ -64,6 +64,7 @@ class ChatSession:
     def attach(self, modality: str, path: str | Path) -> PreparedInput:
         """Check, decode and preprocess a file now, to send with the next message."""
         prepared = self.model.prepare(modality, path)
+        _ = prepared.key  # hash the content now, as it is when the file was read
         self.pending.append(prepared)
         return prepared
 

@@ -6,6 +6,7 @@ Data flows one way: file -> loader -> preprocessor -> encoder -> projector -> th
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -37,7 +38,12 @@ class PreparedInput:
     modality: str
     path: Path
     tensor: torch.Tensor
-    key: str = field(repr=False)
+    options: Mapping[str, Any] = field(default_factory=dict, repr=False)
+
+    @functools.cached_property
+    def key(self) -> str:
+        """The content key (hashes the file on first use: training without a cache never asks)."""
+        return input_key(self.modality, self.path, self.options)
 
 
 class AnyModalModel(nn.Module):
@@ -237,7 +243,7 @@ def prepare_input(
             f"cannot read {spec.name} file {file}: {type(error).__name__}: {error}",
             hint=f"check that it is a valid {'/'.join(spec.file_kinds)} file",
         ) from error
-    return PreparedInput(spec.name, file, tensor, input_key(spec.name, file, options))
+    return PreparedInput(spec.name, file, tensor, dict(options))
 
 
 def input_key(modality: str, file: Path, options: Mapping[str, Any]) -> str:

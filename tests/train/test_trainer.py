@@ -303,3 +303,14 @@ def test_gradient_checkpointing_and_accumulation_give_the_same_training(train_co
     ).fit()
     assert accumulated.step == 2 and len(accumulated.losses) == 2
     np.testing.assert_allclose(accumulated.losses, base.losses, rtol=1e-4)
+
+
+def test_training_without_a_cache_never_hashes_input_files(train_config, toy_registry, monkeypatch):
+    import anymodal.runtime
+
+    def refuse(file: Path) -> str:
+        raise AssertionError(f"hashed {file}")
+
+    monkeypatch.setattr(anymodal.runtime, "file_digest", refuse)
+    result = trainer(train_config, toy_registry, "train.max_steps=2", "train.save_every=0").fit()
+    assert result.step == 2
