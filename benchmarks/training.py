@@ -45,8 +45,10 @@ from typing import Any
 import numpy as np
 import torch
 import transformers
+from anymodal_hf.bridge import HFBridge
 from PIL import Image, ImageDraw
 
+import anymodal
 from anymodal.config import LoadedConfig, load_config
 from anymodal.plugins import Registry, load_registry
 from anymodal.runtime import AnyModalModel
@@ -276,8 +278,6 @@ def stage2_throughput(
     checkpointing: bool = False,
 ) -> dict[str, float]:
     """Stage-2 steps on a random bf16 Llama: tokens/s and peak memory (GiB, CUDA only)."""
-    import peft
-
     on_cuda = device.startswith("cuda")
     config = transformers.LlamaConfig(
         vocab_size=vocab,
@@ -293,16 +293,13 @@ def stage2_throughput(
     with torch.device(device):
         base: Any = transformers.AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16)
     base.requires_grad_(False)
-    if checkpointing:  # as the hf bridge enables it (transformers 5 renamed the method)
-        enable = getattr(base, "activation_checkpointing_enable", None)
-        if enable is not None:
-            enable(activation_checkpointing_kwargs={"use_reentrant": False})
-        else:
-            base.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-    lora = peft.LoraConfig(
-        r=32, lora_alpha=32, lora_dropout=0.1, target_modules=["q_proj", "k_proj", "v_proj", "o_proj"]
-    )
-    llm: Any = peft.get_peft_model(base, lora)  # adapter weights in float32, as anymodal trains them
+    # Through the hf bridge, so LoRA and checkpointing are set up exactly as `anymodal train` does;
+    # the tokenizer is only there to satisfy the bridge (inputs here are random ids).
+    bridge = HFBridge(base, train_bpe_tokenizer())
+    if checkpointing:
+        bridge.enable_gradient_checkpointing()
+    bridge.add_lora(anymodal.LoraSettings())  # PandaGPT's r=32, alpha=32, dropout 0.1 on q/k/v/o
+    llm: Any = bridge.module  # adapter weights in float32, as anymodal trains them
     projector = torch.nn.Linear(feature_dim, hidden, device=device)  # float32, trainable
     trainable = [p for p in llm.parameters() if p.requires_grad] + list(projector.parameters())
     optimizer = torch.optim.AdamW(trainable, lr=1e-4)
