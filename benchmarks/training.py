@@ -55,7 +55,7 @@ from anymodal.runtime import AnyModalModel
 from anymodal.testing import tiny_llama, train_bpe_tokenizer
 from anymodal.train.examples import IGNORE_INDEX
 from anymodal.train.metrics import read_metrics
-from anymodal.train.setup import load_data
+from anymodal.train.setup import read_data, tokenize_data
 from anymodal.train.trainer import Trainer
 
 COLOURS = {
@@ -170,7 +170,8 @@ def reference(loaded: LoadedConfig, registry: Registry, steps: int, name: str) -
     config, train = loaded.config, loaded.config.train
     torch.manual_seed(train.seed)  # as the Trainer does before building: the same random weights
     model = AnyModalModel.from_config(config.model, registry)
-    examples = load_data(config, model, model.prompt_processor(registry)).train  # tokenisation only
+    records = read_data(config, registry)
+    examples = tokenize_data(records, config, model, model.prompt_processor(registry)).train
     spec = registry.get("modality", "image")
     options = dict(config.model.modalities["image"].preprocess)
     encoder, projector = model.encoders["image"], model.projectors["image"]

@@ -1,4 +1,5 @@
-"""Everything a run needs before its first step: the model with its trainable set, and the data.
+"""Everything a run needs before its first step: the data, checked first, and the model with its
+trainable set.
 
 The trainable set comes from ``train.stage`` (1: projectors; 2: projectors and LoRA) and
 ``train.projectors`` (which modalities' projectors). Trainable weights are kept in float32 even
@@ -91,15 +92,25 @@ class TrainingData:
         return "\n".join(lines)
 
 
-def load_data(config: AnymodalConfig, model: AnyModalModel, processor: PromptProcessor) -> TrainingData:
-    """Read, validate and tokenise the training (and evaluation) data."""
+@dataclass
+class Records:
+    """Validated records, split into training and held-out, with their data reports."""
+
+    train: list[Record]
+    eval: list[Record]
+    reports: list[DataReport]
+
+
+def read_data(config: AnymodalConfig, registry: Registry) -> Records:
+    """Read and validate the training (and evaluation) records. Needs no model, so a bad data
+    file is reported before anything heavy is loaded."""
     data = config.train.data
     if not data.train:
         raise UsageError(
             "train.data.train is not set: training needs a JSON or JSONL file of conversations",
             hint="set it in the config or on the command line: train.data.train=path/to/data.jsonl",
         )
-    placeholders = {name: spec.placeholder for name, spec in model.specs.items()}
+    placeholders = {name: registry.modalities[name].placeholder for name in config.model.modalities}
 
     def read(file: str) -> tuple[list[Record], DataReport]:
         records, report = read_records(
@@ -120,10 +131,19 @@ def load_data(config: AnymodalConfig, model: AnyModalModel, processor: PromptPro
         eval_records, train_records = shuffled[:held_out], shuffled[held_out:]
     else:
         eval_records = []
+    return Records(train_records, eval_records, reports)
+
+
+def tokenize_data(
+    records: Records, config: AnymodalConfig, model: AnyModalModel, processor: PromptProcessor
+) -> TrainingData:
+    """Tokenise the records for ``model``; records with no answer within max_length are skipped or
+    refused as ``train.data.on_invalid`` says."""
+    data = config.train.data
     tokens = {name: model.tokens_per_input(name) for name in model.specs}
-    result = TrainingData([], [], reports)
-    for records, examples in ((train_records, result.train), (eval_records, result.eval)):
-        for record in records:
+    result = TrainingData([], [], records.reports)
+    for source, examples in ((records.train, result.train), (records.eval, result.eval)):
+        for record in source:
             built = build_example(record, processor, tokens, data.max_length, config.model.system_prompt)
             if isinstance(built, Skipped):
                 result.skipped.append(built)

@@ -37,9 +37,10 @@ from anymodal.train.schedule import make_scheduler
 from anymodal.train.setup import (
     TrainingData,
     build_model,
-    load_data,
     parameter_counts,
+    read_data,
     select_trainable,
+    tokenize_data,
     with_weights_from,
 )
 
@@ -111,6 +112,7 @@ class Trainer:
         self.accelerator = make_accelerator(train, config.model.device)
         random.seed(train.seed)
         torch.manual_seed(train.seed)
+        records = read_data(config, registry)  # before the model: a bad data file fails fast
         start = self.resume_from or (Path(train.init_from) if train.init_from else None)
         model_config = with_weights_from(config, start) if start else config
         device = self.accelerator.device
@@ -122,7 +124,7 @@ class Trainer:
         # Weights were initialised alike everywhere; from here each process draws its own dropout.
         torch.manual_seed(train.seed + self.accelerator.process_index)
         self.processor = self.model.prompt_processor(registry)
-        self.data: TrainingData = load_data(config, self.model, self.processor)
+        self.data: TrainingData = tokenize_data(records, config, self.model, self.processor)
         self.cache = FeatureCache(Path(train.feature_cache), self.model) if train.feature_cache else None
 
     # --- reporting --------------------------------------------------------------------------

@@ -314,3 +314,14 @@ def test_training_without_a_cache_never_hashes_input_files(train_config, toy_reg
     monkeypatch.setattr(anymodal.runtime, "file_digest", refuse)
     result = trainer(train_config, toy_registry, "train.max_steps=2", "train.save_every=0").fit()
     assert result.step == 2
+
+
+def test_the_data_is_checked_before_the_model_is_loaded(train_config, toy_registry, tmp_path):
+    # Both the LLM and the data file are missing: the data error comes first, with nothing loaded.
+    with pytest.raises(InputError, match=r"data file .*nowhere\.jsonl not found"):
+        trainer(
+            train_config,
+            toy_registry,
+            f"model.llm.path={tmp_path / 'no-llm'}",
+            "train.data.train=./nowhere.jsonl",
+        )
