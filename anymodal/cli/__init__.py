@@ -21,7 +21,17 @@ COMMANDS = {
     "chat": ("anymodal.cli.chat", "chat", "Chat with a model about files of any installed modality."),
     "plugins": ("anymodal.cli.plugins", "plugins", "List installed plugins, what they register, and errors."),
     "config": ("anymodal.cli.config", "config", "Show or validate a configuration."),
+    "demo-data": (
+        "anymodal.cli.demo",
+        "demo_data",
+        "Write the synthetic demo world: media files and conversations.",
+    ),
     "embed": ("anymodal.cli.embed", "embed", "Write encoder embeddings of files (ImageBind space)."),
+    "eval": (
+        "anymodal.cli.eval",
+        "eval_command",
+        "Accuracy of a model on conversations, per modality and question kind.",
+    ),
     "similarity": ("anymodal.cli.embed", "similarity", "Rank files of one modality against another."),
     "train": (
         "anymodal.cli.train",

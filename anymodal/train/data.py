@@ -145,7 +145,7 @@ def read_records(
     context = _make_context(placeholders, path.parent if media_root is None else media_root, ignore_keys)
     records: list[Record] = []
     problems: list[Problem] = []
-    entries = _load_entries(path)
+    entries = load_entries(path)
     for source, raw in entries:
         record, found = _check_record(raw, source, context)
         problems.extend(found)
@@ -174,7 +174,7 @@ def check_report(report: DataReport, on_invalid: str) -> None:
 # --- reading the file ---------------------------------------------------------------------------
 
 
-def _load_entries(file: Path) -> list[tuple[str, object]]:
+def load_entries(file: Path) -> list[tuple[str, object]]:
     """(source, parsed value) per record. The format is told by content, so a misnamed file works."""
     if not file.exists():
         raise InputError(f"data file {file} not found", hint="check the training data path")
