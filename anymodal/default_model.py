@@ -1,8 +1,12 @@
-"""Models that ship with anymodal, addressed as ``builtin:<name>`` in ``model.llm.path``.
+"""Models that ship with anymodal, addressed as ``builtin:<name>`` (or ``builtin:<name>/<file>``).
 
-A built-in model is materialised once into the cache directory (``$ANYMODAL_HOME`` or
-``~/.cache/anymodal``) and reused. Building goes to a temporary folder renamed into place, so an
-interrupted build never leaves a half-written model behind.
+Two kinds:
+
+* packaged models, whose files lie inside the installed package (``anymodal/models/<name>``):
+  ``builtin:demo/llm`` is that directory, resolved when a config is loaded;
+* built models, materialised once into the cache directory (``$ANYMODAL_HOME`` or
+  ``~/.cache/anymodal``) when first used and reused after. Building goes to a temporary folder
+  renamed into place, so an interrupted build never leaves a half-written model behind.
 """
 
 from __future__ import annotations
@@ -34,6 +38,26 @@ BUILTIN_MODELS: dict[str, tuple[int, Callable[[Path], None]]] = {
 }
 
 
+#: Models whose files ship inside the package, under ``anymodal/models/<name>``.
+PACKAGED_MODELS = ("demo",)
+
+
+def packaged_path(value: str) -> str | None:
+    """``builtin:<packaged model>[/<file>]`` -> the absolute path inside the package; else None."""
+    if not value.startswith(BUILTIN_PREFIX):
+        return None
+    name, _, rest = value[len(BUILTIN_PREFIX) :].partition("/")
+    if name not in PACKAGED_MODELS:
+        return None
+    path = Path(__file__).parent / "models" / name / rest
+    if not path.exists():
+        raise UsageError(
+            f"{value}: {path} is missing from the installed anymodal",
+            hint="reinstall anymodal (pip install --force-reinstall anymodal)",
+        )
+    return str(path)
+
+
 def cache_dir() -> Path:
     return Path(os.environ.get("ANYMODAL_HOME") or Path.home() / ".cache" / "anymodal")
 
@@ -44,9 +68,10 @@ def resolve_llm_path(path: str) -> str:
         return path
     name = path[len(BUILTIN_PREFIX) :]
     if name not in BUILTIN_MODELS:
+        known = sorted([*BUILTIN_MODELS, *PACKAGED_MODELS])
         raise UsageError(
-            f"unknown built-in model {name!r}{did_you_mean(name, BUILTIN_MODELS)}",
-            hint=f"built-in models: {', '.join(sorted(BUILTIN_MODELS))}",
+            f"unknown built-in model {name!r}{did_you_mean(name, known)}",
+            hint=f"built-in models: {', '.join(known)}",
         )
     version, build = BUILTIN_MODELS[name]
     target = cache_dir() / "models" / f"{name}-v{version}"

@@ -133,7 +133,7 @@ def issues_of(excinfo: pytest.ExceptionInfo[ConfigError]) -> list[str]:
 
 
 def test_shipped_presets_are_the_expected_ones() -> None:
-    expected = ["default", "hf-llm", "train-stage1", "train-stage2"]
+    expected = ["default", "demo", "hf-llm", "train-stage1", "train-stage2"]
     assert [p.stem for p in SHIPPED_PRESETS] == expected
     assert sorted(available_presets()) == expected
 
@@ -150,7 +150,9 @@ def test_every_shipped_preset_validates(preset: Path) -> None:
 def _yaml(path: Path) -> Any:
     from omegaconf import OmegaConf
 
-    return OmegaConf.to_container(OmegaConf.load(path))
+    data = OmegaConf.to_container(OmegaConf.load(path))
+    assert isinstance(data, dict)
+    return {key: value for key, value in data.items() if not str(key).startswith("x-")}  # anchor holders
 
 
 def test_training_presets_are_the_two_stages() -> None:
@@ -197,7 +199,8 @@ def test_unknown_preset_suggests_and_lists_the_available_ones() -> None:
         load_config("defualt")
     assert excinfo.value.message == "unknown preset 'defualt' (did you mean 'default'?)"
     assert (
-        excinfo.value.hint is not None and "available presets: default, hf-llm, train-" in excinfo.value.hint
+        excinfo.value.hint is not None
+        and "available presets: default, demo, hf-llm, train-" in excinfo.value.hint
     )
 
 
@@ -576,3 +579,35 @@ def test_loading_a_config_imports_no_torch() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
     assert result.returncode == 0, result.stderr
+
+
+# --- YAML anchors and built-in models -----------------------------------------------------------
+
+
+def test_top_level_x_keys_hold_anchors_and_are_not_settings(tmp_path: Path) -> None:
+    file = write(
+        tmp_path,
+        "x-short: &short {max_new_tokens: 5, do_sample: false}\ngeneration: *short\n",
+        "anchors.yaml",
+    )
+    generation = load_config(file).config.generation
+    assert (generation.max_new_tokens, generation.do_sample) == (5, False)
+
+
+def test_an_unknown_builtin_model_is_named_with_a_suggestion() -> None:
+    with pytest.raises(UsageError) as excinfo:
+        load_config("builtin:dmeo")
+    assert excinfo.value.message == "unknown built-in model 'dmeo' (did you mean 'demo'?)"
+
+
+def test_a_packaged_model_file_that_is_missing_says_to_reinstall(monkeypatch: pytest.MonkeyPatch) -> None:
+    import anymodal.default_model as default_model
+
+    monkeypatch.setattr(default_model, "__file__", "/nonexistent/anymodal/default_model.py")
+    with pytest.raises(UsageError) as excinfo:
+        resolve_path("builtin:demo/llm", Path.cwd())
+    assert (
+        "builtin:demo/llm" in excinfo.value.message
+        and "missing from the installed anymodal" in excinfo.value.message
+    )
+    assert excinfo.value.hint is not None and "reinstall" in excinfo.value.hint

@@ -9,6 +9,7 @@ the stages (find, parse, check, resolve) share one issue-collecting flow and rea
 Where a config comes from (``source``):
 
 * None: the ``default`` preset.
+* ``builtin:<name>``: a model whose files ship inside anymodal (its directory's anymodal.yaml).
 * a bare name (no path separator, no ``.yaml`` suffix): a preset, ``<name>.yaml`` in the first
   directory of ``$ANYMODAL_CONFIG_PATH`` (``os.pathsep``-separated) that has it, else in the
   presets shipped with anymodal. Write ``./name`` for a local directory called ``name``.
@@ -40,6 +41,7 @@ from omegaconf.errors import OmegaConfBaseException
 from anymodal.config.device import device_name_problem
 from anymodal.config.schema import AnymodalConfig
 from anymodal.config.validate import Issue, build, find_issues
+from anymodal.default_model import BUILTIN_PREFIX, PACKAGED_MODELS, packaged_path
 from anymodal.errors import ConfigError, UsageError
 from anymodal.suggest import did_you_mean
 
@@ -51,6 +53,8 @@ CHECKPOINT_CONFIG = "anymodal.yaml"
 #: In a training run's output directory: a text file naming the newest checkpoint directory.
 LATEST_CHECKPOINT = "latest"
 DEFAULT_PRESET = "default"
+#: Top-level keys with this prefix are YAML anchor holders, dropped on reading (as in Compose files).
+EXTENSION_PREFIX = "x-"
 _PLUGINS_HINT = "run `anymodal plugins` to see what is installed"
 
 
@@ -135,7 +139,10 @@ def locate(source: str | Path | None) -> tuple[Path, str, Path]:
     """(YAML file, label for messages, base directory for relative paths) of ``source``."""
     if source is None:
         source = DEFAULT_PRESET
-    if isinstance(source, str) and _is_preset_name(source):
+    label = str(source)
+    if isinstance(source, str) and source.startswith(BUILTIN_PREFIX):
+        source = _builtin_directory(source)
+    elif isinstance(source, str) and _is_preset_name(source):
         file, packaged = _find_preset(source)
         return file, source, Path.cwd() if packaged else file.parent
     path = Path(source).expanduser().absolute()
@@ -148,10 +155,22 @@ def locate(source: str | Path | None) -> tuple[Path, str, Path]:
                 hint="pass a model directory saved by anymodal, a Hugging Face model directory (with "
                 "config.json), a .yaml config file, or a preset name",
             )
-        return file, str(source), path
+        return file, label, path
     if not path.exists():
         raise UsageError(f"config file not found: {path}", hint="check the path, or pass a preset name")
-    return path, str(source), path.parent
+    return path, label, path.parent
+
+
+def _builtin_directory(source: str) -> Path:
+    """The installed directory of a packaged model (``builtin:demo``), which holds its anymodal.yaml."""
+    directory = packaged_path(source)
+    if directory is None:
+        name = source[len(BUILTIN_PREFIX) :]
+        raise UsageError(
+            f"unknown built-in model {name!r}{did_you_mean(name, PACKAGED_MODELS)}",
+            hint="built-in models: " + ", ".join(BUILTIN_PREFIX + model for model in PACKAGED_MODELS),
+        )
+    return Path(directory)
 
 
 def latest_checkpoint(directory: Path) -> Path:
@@ -243,6 +262,9 @@ def _read_yaml(file: Path) -> DictConfig:
         raise UsageError(f"cannot read config file {file}: {error.strerror or error}") from None
     if not isinstance(document, DictConfig):
         raise ConfigError(["expected a mapping of keys at the top level, got a list"], source=str(file))
+    # Top-level `x-...` keys hold YAML anchors for the rest of the file to reuse; they are not settings.
+    for key in [key for key in document if str(key).startswith(EXTENSION_PREFIX)]:
+        del document[key]
     return document
 
 
@@ -480,11 +502,14 @@ def resolve_path(value: str | None, base_dir: Path) -> str | None:
     """``value`` as an absolute path when it is a local path, else unchanged.
 
     A value is a local path when it starts with ``.``, ``/`` or ``~`` (or is absolute), or when
-    it names something that exists relative to ``base_dir``. ``builtin:<name>`` values and hub
-    ids such as ``org/name`` that do not exist locally are left untouched.
+    it names something that exists relative to ``base_dir``. ``builtin:<name>[/<file>]`` of a model
+    packaged inside anymodal becomes its installed path; other ``builtin:`` values (built on first
+    use) and hub ids such as ``org/name`` that do not exist locally are left untouched.
     """
-    if value is None or value.startswith("builtin:"):
+    if value is None:
         return value
+    if value.startswith("builtin:"):
+        return packaged_path(value) or value
     candidate = Path(value).expanduser()
     local = value.startswith((".", "/", "~")) or candidate.is_absolute() or (base_dir / candidate).exists()
     # normpath, not resolve(): keep the user's symlinks, only tidy `..` and `.`.

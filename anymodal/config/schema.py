@@ -75,7 +75,7 @@ class ModelConfig:
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     #: Inputs larger than this many MB are refused.
     max_input_mb: float = 2048
-    #: Printed when a chat starts (for example: this model is untrained).
+    #: Printed when a chat starts (for example: what this model does not know).
     notice: str | None = None
 
 

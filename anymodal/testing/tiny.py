@@ -1,6 +1,6 @@
 """Tiny, deterministic language models built locally in milliseconds: no downloads, no hub.
 
-Tests everywhere use these, and so does the untrained default model. The tokenizer is a real
+Tests everywhere use these, and so does the built-in `builtin:tiny-untrained` LLM. The tokenizer is a real
 byte-level BPE trained with the ``tokenizers`` library, the model a real ``LlamaForCausalLM`` with
 random weights, both saved in the exact format ``from_pretrained`` reads. torch and transformers
 are imported inside the functions so that importing :mod:`anymodal.testing` stays cheap.
