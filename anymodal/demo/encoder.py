@@ -12,13 +12,12 @@ the modality plugins' own loaders and preprocessing, with the demo config's opti
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from anymodal.config.schema import AnymodalConfig
+from anymodal.config.schema import AnymodalConfig, ScheduleConfig
 from anymodal.plugins import Registry
 
 
@@ -115,6 +114,7 @@ def pretrain_encoder(
     from torch import nn
 
     from anymodal.encoders.imagebind.model import ImageBind
+    from anymodal.train.schedule import make_scheduler
 
     trunks = sorted({item.trunk for item in data.values()})
     generator = torch.Generator().manual_seed(recipe.seed)
@@ -134,7 +134,8 @@ def pretrain_encoder(
     }
     parameters = [*model.parameters(), *heads.parameters()]
     optimizer = torch.optim.AdamW(parameters, lr=recipe.lr, weight_decay=recipe.weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _warmup_cosine(recipe))
+    schedule = ScheduleConfig(warmup_steps=recipe.warmup_steps, decay="cosine")
+    scheduler = make_scheduler(optimizer, schedule, recipe.steps)
     order = [modality for modality, share in recipe.shares if modality in data for _ in range(share)]
     order += [modality for modality in data if modality not in order]
 
@@ -176,16 +177,6 @@ def _split(count: int, held_out: float, generator: Any) -> tuple[Any, Any]:
     order = torch.randperm(count, generator=generator)
     cut = count - max(1, int(count * held_out))
     return order[:cut], order[cut:]
-
-
-def _warmup_cosine(recipe: EncoderRecipe) -> Callable[[int], float]:
-    def factor(step: int) -> float:
-        if step < recipe.warmup_steps:
-            return (step + 1) / recipe.warmup_steps
-        progress = (step - recipe.warmup_steps) / max(1, recipe.steps - recipe.warmup_steps)
-        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
-
-    return factor
 
 
 def _held_out_accuracy(

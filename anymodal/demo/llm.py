@@ -9,13 +9,13 @@ job, which ``anymodal train`` does on top of it.
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from anymodal.config.schema import ScheduleConfig
 from anymodal.testing.tiny import CHATML_TEMPLATE, PAD_ID, tiny_llama, train_bpe_tokenizer
 
 #: LLaVA speaker names -> chat roles, as the trainer reads them.
@@ -93,15 +93,12 @@ def _fit(
 ) -> list[float]:
     import torch
 
+    from anymodal.train.schedule import make_scheduler
+
     optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
 
-    def factor(step: int) -> float:
-        if step < recipe.warmup_steps:
-            return (step + 1) / recipe.warmup_steps
-        progress = (step - recipe.warmup_steps) / max(1, recipe.steps - recipe.warmup_steps)
-        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
-
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+    schedule = ScheduleConfig(warmup_steps=recipe.warmup_steps, decay="cosine")
+    scheduler = make_scheduler(optimizer, schedule, recipe.steps)
     generator = torch.Generator().manual_seed(recipe.seed)
     model.train()
     losses: list[float] = []
