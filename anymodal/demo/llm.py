@@ -18,9 +18,6 @@ from typing import Any
 from anymodal.config.schema import ScheduleConfig
 from anymodal.testing.tiny import CHATML_TEMPLATE, PAD_ID, tiny_llama, train_bpe_tokenizer
 
-#: LLaVA speaker names -> chat roles, as the trainer reads them.
-_ROLES = {"human": "user", "gpt": "assistant"}
-
 
 @dataclass(frozen=True)
 class LLMRecipe:
@@ -43,16 +40,22 @@ class LLMRecipe:
 
 def conversation_texts(records: Iterable[Mapping[str, Any]], placeholders: Mapping[str, str]) -> list[str]:
     """Each record's conversation in ChatML, every input's placeholder an empty span (``<image></image>``)."""
+    from anymodal.specs import Message
+    from anymodal.templates import render_chatml
+    from anymodal.train.data import ROLES
+
     pattern = re.compile("|".join(re.escape(p) for p in placeholders.values()))
     spans = {placeholder: f"<{name}></{name}>" for name, placeholder in placeholders.items()}
-    texts = []
-    for record in records:
-        parts = []
-        for turn in record["conversations"]:
-            content = pattern.sub(lambda match: spans[match.group(0)], turn["value"])
-            parts.append(f"<|im_start|>{_ROLES[turn['from']]}\n{content}<|im_end|>\n")
-        texts.append("".join(parts))
-    return texts
+    return [
+        render_chatml(
+            [
+                Message(ROLES[turn["from"]], pattern.sub(lambda match: spans[match.group(0)], turn["value"]))
+                for turn in record["conversations"]
+            ],
+            add_generation_prompt=False,
+        )
+        for record in records
+    ]
 
 
 def train_demo_llm(

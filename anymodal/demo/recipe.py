@@ -121,7 +121,7 @@ def run(
     write_package(Path(result.last_checkpoint), workdir, target)
     lap("package")
 
-    report = _evaluate(target, held_out, workdir / "eval.json", registry, log)
+    report = _evaluate(target, held_out, workdir / "eval.json")
     lap("eval")
     summary = {"timings_s": timings, "encoder_accuracy": accuracy, "eval": report}
     (workdir / "recipe.json").write_text(json.dumps(summary, indent=2) + "\n")
@@ -194,9 +194,7 @@ def write_package(checkpoint: Path, workdir: Path, target: Path) -> None:
     staging.rename(target)
 
 
-def _evaluate(
-    model: Path, data: Path, output: Path, registry: Any, log: Callable[[str], None]
-) -> dict[str, Any]:
+def _evaluate(model: Path, data: Path, output: Path) -> dict[str, Any]:
     from anymodal.cli import main
 
     code = main(["eval", str(model), "--data", str(data), "--output", str(output)])
