@@ -187,11 +187,12 @@ def load_eval_data(file: str | Path, placeholders: Mapping[str, str]) -> EvalDat
     problems are left out and listed in the report. Raises UsageError when no record is valid.
     """
     path = Path(file)
+    # Record keeps neither id nor meta: take them from the very (source, value) pairs read_records checks.
+    entries = load_entries(path)
     records, report = read_records(
-        path, placeholders=placeholders, media_root=path.parent, ignore_keys=(META_KEY,)
+        path, placeholders=placeholders, media_root=path.parent, ignore_keys=(META_KEY,), entries=entries
     )
-    # Record keeps neither id nor meta: take them from the very (source, value) pairs read_records saw.
-    raw = dict(load_entries(path))
+    raw = dict(entries)
     strip = _placeholder_stripper(placeholders.values())
     chosen: list[EvalRecord] = []
     for record in records:

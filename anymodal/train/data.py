@@ -13,7 +13,7 @@ import json
 import os
 import re
 from collections import Counter
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -131,12 +131,15 @@ def read_records(
     placeholders: Mapping[str, str],
     media_root: str | Path | None = None,
     ignore_keys: Collection[str] = (),
+    entries: Sequence[tuple[str, object]] | None = None,
 ) -> tuple[list[Record], DataReport]:
     """Read and validate every record; invalid ones are reported in the DataReport, not returned.
 
     placeholders: enabled modality name -> its placeholder text, e.g. ``{"image": "<image>"}``.
     media_root: what media paths are relative to; default the data file's directory.
     ignore_keys: extra record keys that are metadata, not media fields.
+    entries: ``file``'s records as :func:`load_entries` already read them, for a caller that also
+    needs the raw values (they are read from ``file`` when None).
     A PandaGPT record's ``image_name`` images get an image placeholder each at the start of its first
     user message, so every record keeps one rule: each MediaRef has its placeholder in the text.
     Raises InputError when the file itself cannot be used (missing, empty, not JSON, no records).
@@ -145,7 +148,7 @@ def read_records(
     context = _make_context(placeholders, path.parent if media_root is None else media_root, ignore_keys)
     records: list[Record] = []
     problems: list[Problem] = []
-    entries = load_entries(path)
+    entries = load_entries(path) if entries is None else entries
     for source, raw in entries:
         record, found = _check_record(raw, source, context)
         problems.extend(found)
