@@ -12,6 +12,7 @@ from collections.abc import Callable
 import click
 
 from anymodal.plugins import get_registry
+from anymodal.suggest import plural
 
 #: Before the user's own --set values, which may override it.
 GREEDY = "generation.do_sample=false"
@@ -81,13 +82,13 @@ def eval_command() -> click.Command:
         }
         dataset = load_eval_data(file, placeholders)
         if dataset.skipped:
-            click.echo(f"skipping {_plural(dataset.skipped, 'record')}: {dataset.report.summary()}", err=True)
+            click.echo(f"skipping {plural(dataset.skipped, 'record')}: {dataset.report.summary()}", err=True)
         records = dataset.select(modalities, limit)
         if loaded.config.model.notice:
             click.secho(loaded.config.model.notice.strip(), fg="yellow", err=True)
         session = ChatSession.from_config(loaded.config, registry)
         total = sum(len(record.items) for record in records)
-        items, chosen = _plural(total, "item"), _plural(len(records), "record")
+        items, chosen = plural(total, "item"), plural(len(records), "record")
         click.echo(f"evaluating {loaded.source} on {items} from {chosen}", err=True)
         run = run_records(session, records, progress=_progress_lines())
         for source, error in run.failed:
@@ -111,7 +112,3 @@ def _progress_lines(steps: int = 10) -> Callable[[int, int], None]:
             click.echo(f"  {done}/{total} items ({100 * done // total}%)", err=True)
 
     return progress
-
-
-def _plural(count: int, noun: str) -> str:
-    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"

@@ -508,7 +508,7 @@ def resolve_path(value: str | None, base_dir: Path) -> str | None:
     """
     if value is None:
         return value
-    if value.startswith("builtin:"):
+    if value.startswith(BUILTIN_PREFIX):
         return packaged_path(value) or value
     candidate = Path(value).expanduser()
     local = value.startswith((".", "/", "~")) or candidate.is_absolute() or (base_dir / candidate).exists()

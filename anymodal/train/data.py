@@ -20,7 +20,7 @@ from typing import Any
 
 from anymodal.errors import InputError, UsageError
 from anymodal.specs import Message, Role
-from anymodal.suggest import did_you_mean
+from anymodal.suggest import did_you_mean, plural
 
 __all__ = [
     "ON_INVALID_CHOICES",
@@ -103,7 +103,7 @@ class DataReport:
 
     def summary(self, examples: int = 3) -> str:
         """One line: totals, then each problem kind with its count and a few examples to go and fix."""
-        head = f"{self.file.name}: {_plural(self.total, 'record')}"
+        head = f"{self.file.name}: {plural(self.total, 'record')}"
         if not self.problems:
             return f"{head}, all valid"
         parts = []
@@ -399,8 +399,8 @@ def _attach_media(
     matched = not broken
     for modality in [m for m in context.placeholders if (m in media or mentions[m]) and m not in broken]:
         placeholders, paths = mentions[modality], len(media.get(modality, ()))
-        said = f"{_plural(placeholders, repr(context.placeholders[modality]) + ' placeholder')} in user turns"
-        given = _plural(paths, f"{modality} path") if modality in media else f"no {modality!r} field"
+        said = f"{plural(placeholders, repr(context.placeholders[modality]) + ' placeholder')} in user turns"
+        given = plural(paths, f"{modality} path") if modality in media else f"no {modality!r} field"
         if placeholders > paths:
             report("placeholder without media", f"{said} but {given}")
         elif placeholders < paths:
@@ -424,7 +424,3 @@ def _placeholders_in(message: Message, context: _Context) -> list[str]:
 def _json_type(value: object) -> str:
     names = {dict: "an object", list: "a list", str: "a string", bool: "a boolean", type(None): "null"}
     return names.get(type(value), "a number")
-
-
-def _plural(count: int, noun: str) -> str:
-    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
