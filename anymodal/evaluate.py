@@ -22,15 +22,14 @@ Reading and scoring are torch-free; only :func:`run_records` needs a loaded mode
 from __future__ import annotations
 
 import json
-import os
 import re
-import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from anymodal.errors import AnymodalError, UsageError
+from anymodal.files import atomic_file
 from anymodal.suggest import did_you_mean
 from anymodal.train.data import DataReport, Problem, Record, load_entries, read_records
 
@@ -463,14 +462,6 @@ def write_json(path: str | Path, value: Any) -> Path:
     target = Path(path)
     if target.is_dir():
         raise UsageError(f"output {target} is a directory", hint="pass a file path with --output")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            json.dump(value, stream, indent=2, ensure_ascii=False)
-            stream.write("\n")
-        os.replace(temporary, target)
-    finally:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
+    with atomic_file(target) as temporary:
+        temporary.write_text(json.dumps(value, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return target

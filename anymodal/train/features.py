@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
@@ -25,6 +23,7 @@ from torch import nn
 
 from anymodal.config.schema import EncoderConfig
 from anymodal.errors import InputError
+from anymodal.files import atomic_file
 from anymodal.runtime import AnyModalModel, input_key
 from anymodal.specs import EncoderOutput
 from anymodal.train.data import MediaRef
@@ -102,19 +101,9 @@ class FeatureCache:
         return len(todo)
 
     def _write(self, file: Path, output: EncoderOutput) -> None:
-        file.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=file.parent, suffix=".tmp")
-        os.close(handle)
-        try:
-            tensors = {
-                "features": output.features.contiguous().cpu(),
-                "pooled": output.pooled.contiguous().cpu(),
-            }
-            save_file(tensors, temporary)
-            os.replace(temporary, file)
-        finally:
-            if os.path.exists(temporary):
-                os.unlink(temporary)
+        tensors = {"features": output.features.contiguous().cpu(), "pooled": output.pooled.contiguous().cpu()}
+        with atomic_file(file) as temporary:
+            save_file(tensors, str(temporary))
 
 
 def _dtype(module: nn.Module) -> torch.dtype | None:
