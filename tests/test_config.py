@@ -382,9 +382,28 @@ def test_empty_modality_block_enables_it_with_defaults(tmp_path: Path, registry:
 # --- overrides --------------------------------------------------------------------------------
 
 
+def test_an_optional_modality_without_its_plugin_is_left_out(tmp_path: Path, registry: Registry) -> None:
+    text = "model:\n  modalities:\n    image: {optional: true}\n    lidar: {optional: true}\n    sonar:\n"
+    text += "      optional: true\n      projector: {name: linear}\n"
+    loaded = load_config(write(tmp_path, text), registry=registry)
+    assert list(loaded.config.model.modalities) == ["image"]  # installed: kept, optional or not
+    assert loaded.left_out == ("lidar", "sonar")
+    # Without a registry nothing is known to be missing, so nothing is left out.
+    assert load_config(write(tmp_path, text)).left_out == ()
+    # A modality that is not optional is still refused, with the usual message.
+    with pytest.raises(ConfigError) as excinfo:
+        load_config(write(tmp_path, "model:\n  modalities:\n    lidar: {}\n"), registry=registry)
+    assert issues_of(excinfo)[0].startswith("model.modalities.lidar: unknown modality 'lidar'")
+    with pytest.raises(ConfigError) as excinfo:
+        load_config(
+            write(tmp_path, "model:\n  modalities:\n    lidar: {optional: maybe}\n"), registry=registry
+        )
+    assert "model.modalities.lidar.optional: expected" in issues_of(excinfo)[0]
+
+
 def test_overrides_apply_and_are_validated(tmp_path: Path, registry: Registry) -> None:
     loaded = load_config(
-        None,
+        write(tmp_path, "model: {}\n"),
         [
             "generation.temperature=0.7",
             "generation.stop=[a,b]",

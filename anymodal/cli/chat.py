@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import click
 
 from anymodal.cli.inputs import given_files, modality_options
+from anymodal.cli.notes import show_model_notes
 from anymodal.errors import AnymodalError, UsageError
 from anymodal.inputs import check_input_file
 from anymodal.plugins import Registry, get_registry
@@ -95,11 +96,10 @@ def _start(
             modality=modality,
             max_mb=loaded.config.model.max_input_mb,
         )
-    if loaded.config.model.notice:
-        click.secho(loaded.config.model.notice.strip(), fg="yellow", err=True)
     session = ChatSession.from_config(loaded.config, registry)
     for modality, path in files:
         session.attach(modality, path)
+    show_model_notes(loaded)  # only once the chat can start: a bad file's error stands alone
     return session
 
 

@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 import click
 
+from anymodal.cli.notes import show_model_notes
 from anymodal.plugins import get_registry
 from anymodal.suggest import plural
 
@@ -84,8 +85,7 @@ def eval_command() -> click.Command:
         if dataset.skipped:
             click.echo(f"skipping {plural(dataset.skipped, 'record')}: {dataset.report.summary()}", err=True)
         records = dataset.select(modalities, limit)
-        if loaded.config.model.notice:
-            click.secho(loaded.config.model.notice.strip(), fg="yellow", err=True)
+        show_model_notes(loaded)
         session = ChatSession.from_config(loaded.config, registry)
         total = sum(len(record.items) for record in records)
         items, chosen = plural(total, "item"), plural(len(records), "record")

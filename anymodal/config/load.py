@@ -65,7 +65,8 @@ class LoadedConfig:
     ``config`` is typed; after registry checks each modality's encoder/projector ``name`` is the
     concrete one used and its ``options`` is an instance of the spec's options dataclass.
     ``source`` is the preset name or the path as given (for messages); ``file`` is the YAML file
-    read; ``base_dir`` is the directory its relative paths were resolved against.
+    read; ``base_dir`` is the directory its relative paths were resolved against. ``left_out``
+    names the optional modalities dropped because no installed plugin provides them.
     """
 
     config: AnymodalConfig
@@ -73,6 +74,7 @@ class LoadedConfig:
     file: Path
     base_dir: Path
     overrides: tuple[str, ...] = ()
+    left_out: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """The resolved config as plain YAML-able values (options dataclasses become dicts)."""
@@ -119,7 +121,9 @@ def load_config(
     _normalise(data)
 
     issues = find_issues(AnymodalConfig, data) + _value_issues(data)
+    left_out: tuple[str, ...] = ()
     if registry is not None:
+        left_out = _drop_uninstalled_optional(data, registry)
         issues += _registry_issues(data, registry)
     if issues:
         raise ConfigError([_annotate(issue, parsed) for issue in issues], source=str(file))
@@ -129,7 +133,7 @@ def load_config(
     _resolve_paths(config, base_dir, override_keys)
     if registry is not None:
         _attach_plugin_choices(config, registry)
-    return LoadedConfig(config, label, file, base_dir, tuple(overrides))
+    return LoadedConfig(config, label, file, base_dir, tuple(overrides), left_out)
 
 
 # --- finding the file -------------------------------------------------------------------------
@@ -379,6 +383,21 @@ def _train_issues(data: Mapping[str, Any]) -> list[Issue]:
                     )
                 )
     return issues
+
+
+def _drop_uninstalled_optional(data: dict[str, Any], registry: Registry) -> tuple[str, ...]:
+    """Remove the modalities marked ``optional: true`` that no installed plugin provides; their names."""
+    modalities = _get(data, "model.modalities")
+    if not isinstance(modalities, dict):
+        return ()
+    dropped = tuple(
+        str(name)
+        for name, block in modalities.items()
+        if isinstance(block, Mapping) and block.get("optional") is True and name not in registry.modalities
+    )
+    for name in dropped:
+        del modalities[name]
+    return dropped
 
 
 def _registry_issues(data: Mapping[str, Any], registry: Registry) -> list[Issue]:

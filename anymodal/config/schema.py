@@ -32,6 +32,9 @@ class ModalityConfig:
     projector: ProjectorConfig = field(default_factory=ProjectorConfig)
     #: Keyword options passed to the modality's preprocessor.
     preprocess: dict[str, Any] = field(default_factory=dict)
+    #: Leave the modality out, instead of refusing the config, when no installed plugin provides
+    #: it: a shared model (the built-in demo) that knows more modalities than a user installed.
+    optional: bool = False
 
 
 @dataclass
