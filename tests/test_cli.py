@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -90,6 +93,13 @@ def test_plugins_json_lists_first_party_pieces(runner):
     assert all(record["status"] == "ok" for record in records.values())
 
 
+def test_plugins_table_names_what_each_registered(runner):
+    lines = runner.invoke(cli, ["plugins"]).stdout.splitlines()
+    image = lines.index(next(line for line in lines if line.startswith("anymodal-image ")))
+    assert lines[image].endswith("[image]  ok") and lines[image + 1] == "    modalities: image"
+    assert "    projectors: linear, mlp, resampler" in lines
+
+
 def test_broken_plugin_is_shown_failed_while_commands_keep_working(runner, install_plugin):
     install_plugin("anymodal-broken", "anymodal_broken", "import torch_that_does_not_exist\n")
     result = runner.invoke(cli, ["plugins", "--json"])
@@ -172,6 +182,23 @@ def test_interactive_chat_survives_errors_and_keeps_history(
     assert "error: toy file not found" in result.stderr
     assert "error: unknown command /nope" in result.stderr
     assert "(conversation cleared)" in result.stderr
+
+
+def test_a_piped_script_reads_as_a_transcript(scripted_model, tmp_path):
+    """A real pipe (click's test runner echoes input as a terminal would, so it cannot show this)."""
+    command = ["chat", "--model", str(scripted_model / "llm"), "--set", "model.template=plain"]
+    result = subprocess.run(
+        [sys.executable, "-m", "anymodal", *command],
+        input="hello\n/reset\n",
+        capture_output=True,
+        text=True,
+        env={**os.environ, "ANYMODAL_HOME": str(tmp_path / "home")},
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    # Each line shows after its prompt, as if typed; no "type a message" banner for nobody.
+    assert result.stderr.splitlines() == ["you> hello", "you> /reset", "(conversation cleared)", "you> "]
+    assert result.stdout == REPLY + "\n"
 
 
 def test_ctrl_c_stops_a_reply_not_the_chat(runner, with_toy, scripted_model, monkeypatch):

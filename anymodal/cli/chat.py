@@ -2,11 +2,14 @@
 
 With a PROMPT it answers once and exits. Without one it is an interactive chat: ``/<modality>
 FILE`` attaches a file to the next message, ``/reset`` clears the history, ``/quit`` leaves.
-Ctrl-C stops a reply, not the chat; no error ends the chat or loses its history.
+Ctrl-C stops a reply, not the chat; no error ends the chat or loses its history. A script piped
+in (``anymodal chat < session.txt``, one message or command per line) runs the same way, with
+each line echoed after its prompt so the output reads as a transcript.
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 
@@ -116,7 +119,9 @@ def _stream(pieces: Iterator[str]) -> None:
 
 
 def _interactive(session: ChatSession) -> None:
-    click.echo("anymodal chat: type a message, /help for commands, Ctrl-D to leave.", err=True)
+    scripted = not sys.stdin.isatty()
+    if not scripted:
+        click.echo("anymodal chat: type a message, /help for commands, Ctrl-D to leave.", err=True)
     while True:
         try:
             line = click.prompt("you", prompt_suffix="> ", default="", show_default=False, err=True)
@@ -126,6 +131,8 @@ def _interactive(session: ChatSession) -> None:
         except KeyboardInterrupt:
             click.echo("\n(Ctrl-D or /quit leaves the chat)", err=True)
             continue
+        if scripted:  # nobody typed it, so the terminal did not show it
+            click.echo(line, err=True)
         line = line.strip()
         if not line:
             continue

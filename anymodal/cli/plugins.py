@@ -21,7 +21,8 @@ def plugins() -> click.Command:
         for record in registry.plugins:
             click.echo(f"{record.label}  [{record.name}]  {record.status}")
             for kind, names in record.registered.items():
-                click.echo(f"    {kind}s: {', '.join(names)}")
+                heading = "modalities" if kind == "modality" else f"{kind}s"
+                click.echo(f"    {heading}: {', '.join(names)}")
             if record.error:
                 click.echo(f"    error: {record.error}")
         if registry.failed:
