@@ -1,22 +1,30 @@
 """The demo model's language model: a BPE tokenizer and a small Llama, both trained on the world's text.
 
 This is the demo's stand-in for a pretrained LLM. The tokenizer is trained on the conversations'
-text, and the Llama on the same conversations, rendered with the ChatML template the demo model
-chats in and with every input's span left empty, as plain causal language modelling. It learns
-how questions are asked and answers phrased, not what any input shows: that is stage 1 and 2's
-job, which ``anymodal train`` does on top of it.
+text (ChatML, with every input's span empty). The Llama is trained on the same conversations as
+plain causal language modelling, tokenised by anymodal's own prompt processor for the demo
+config, exactly as ``anymodal train`` and ``anymodal chat`` will tokenise them: each input's span
+holds its slot positions (the pad token, where a projection goes later) between its opening and
+closing text, each tokenised on its own. It learns how questions are asked and answers phrased,
+and where inputs sit in a prompt, not what any input shows: that is stage 1 and 2's job.
 """
 
 from __future__ import annotations
 
+import copy
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from anymodal.config.schema import ScheduleConfig
+from anymodal.config.schema import AnymodalConfig, ScheduleConfig
+from anymodal.plugins import Registry
 from anymodal.testing.tiny import CHATML_TEMPLATE, PAD_ID, tiny_llama, train_bpe_tokenizer
+
+if TYPE_CHECKING:
+    from anymodal.specs import Message
+    from anymodal.train.examples import Example
 
 
 @dataclass(frozen=True)
@@ -38,43 +46,50 @@ class LLMRecipe:
     seed: int = 0
 
 
-def conversation_texts(records: Iterable[Mapping[str, Any]], placeholders: Mapping[str, str]) -> list[str]:
-    """Each record's conversation in ChatML, every input's placeholder an empty span (``<image></image>``)."""
+def conversation_texts(
+    conversations: Iterable[Sequence[Message]], placeholders: Mapping[str, str]
+) -> list[str]:
+    """Each conversation in ChatML, every input's placeholder an empty span (``<image></image>``)."""
     from anymodal.specs import Message
     from anymodal.templates import render_chatml
-    from anymodal.train.data import ROLES
 
     pattern = re.compile("|".join(re.escape(p) for p in placeholders.values()))
     spans = {placeholder: f"<{name}></{name}>" for name, placeholder in placeholders.items()}
     return [
         render_chatml(
             [
-                Message(ROLES[turn["from"]], pattern.sub(lambda match: spans[match.group(0)], turn["value"]))
-                for turn in record["conversations"]
+                Message(message.role, pattern.sub(lambda match: spans[match.group(0)], message.content))
+                for message in conversation
             ],
             add_generation_prompt=False,
         )
-        for record in records
+        for conversation in conversations
     ]
 
 
 def train_demo_llm(
-    texts: Sequence[str],
+    config: AnymodalConfig,
+    registry: Registry,
     directory: Path,
     recipe: LLMRecipe = LLMRecipe(),
     log: Callable[[str], None] = print,
 ) -> list[float]:
-    """Train the tokenizer and the Llama on ``texts``, save both to ``directory``; the losses.
+    """Train the tokenizer and the Llama on ``config``'s training data, save both to ``directory``
+    (which ``config``'s ``model.llm.path`` is then set to); returns the losses.
 
-    Deterministic for the same texts and recipe on the same machine (the torch RNG is forked).
+    Deterministic for the same data and recipe on the same machine (the torch RNG is forked).
     """
     import torch
 
+    from anymodal.train.setup import build_model, read_data, tokenize_data
+
+    records = read_data(config, registry)
+    placeholders = {name: registry.modalities[name].placeholder for name in config.model.modalities}
+    texts = conversation_texts((record.messages for record in records.train), placeholders)
     tokenizer = train_bpe_tokenizer(texts, vocab_size=recipe.vocab_size, chat_template=CHATML_TEMPLATE)
-    sequences = [tokenizer(text)["input_ids"] for text in texts]
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(recipe.seed)
-        model = tiny_llama(
+        llm = tiny_llama(
             len(tokenizer),
             hidden_size=recipe.hidden_size,
             num_layers=recipe.num_layers,
@@ -84,41 +99,55 @@ def train_demo_llm(
             max_position_embeddings=recipe.max_position_embeddings,
             seed=recipe.seed,
         )
-        losses = _fit(model, sequences, recipe, log)
     directory.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(directory)
+    llm.save_pretrained(directory)
     tokenizer.save_pretrained(directory)
+
+    config = copy.deepcopy(config)
+    config.model.llm.path = str(directory)
+    model = build_model(config, registry, "cpu")
+    examples = tokenize_data(records, config, model, model.prompt_processor(registry)).train
+    loaded: Any = model.bridge.module  # the Hugging Face model the bridge loaded
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(recipe.seed)
+        losses = _fit(loaded, examples, recipe, log)
+    loaded.save_pretrained(directory)
     return losses
 
 
 def _fit(
-    model: Any, sequences: Sequence[list[int]], recipe: LLMRecipe, log: Callable[[str], None]
+    model: Any, examples: Sequence[Example], recipe: LLMRecipe, log: Callable[[str], None]
 ) -> list[float]:
+    """Causal language modelling on every token of ``examples`` but their input slots."""
     import torch
 
     from anymodal.train.schedule import make_scheduler
 
+    model.requires_grad_(True)  # the bridge loads an LLM frozen, as stage 1 and 2 want it
     optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
-
     schedule = ScheduleConfig(warmup_steps=recipe.warmup_steps, decay="cosine")
     scheduler = make_scheduler(optimizer, schedule, recipe.steps)
     generator = torch.Generator().manual_seed(recipe.seed)
     model.train()
     losses: list[float] = []
-    order = torch.randperm(len(sequences), generator=generator).tolist()
+    order = torch.randperm(len(examples), generator=generator).tolist()
     cursor = 0
     for step in range(recipe.steps):
         if cursor + recipe.batch_size > len(order):
-            order, cursor = torch.randperm(len(sequences), generator=generator).tolist(), 0
-        batch = [sequences[i] for i in order[cursor : cursor + recipe.batch_size]]
+            order, cursor = torch.randperm(len(examples), generator=generator).tolist(), 0
+        batch = [examples[i] for i in order[cursor : cursor + recipe.batch_size]]
         cursor += recipe.batch_size
-        length = max(map(len, batch))
+        length = max(len(example.input_ids) for example in batch)
         ids = torch.full((len(batch), length), PAD_ID)
-        for row, sequence in enumerate(batch):
-            ids[row, : len(sequence)] = torch.tensor(sequence)
-        mask = ids != PAD_ID
-        labels = ids.masked_fill(~mask, -100)
-        loss = model(input_ids=ids, attention_mask=mask.long(), labels=labels).loss
+        mask = torch.zeros((len(batch), length), dtype=torch.long)
+        for row, example in enumerate(batch):
+            ids[row, : len(example.input_ids)] = torch.tensor(example.input_ids)
+            mask[row, : len(example.input_ids)] = 1
+        labels = ids.masked_fill(mask == 0, -100)
+        for row, example in enumerate(batch):
+            for slot in example.slots:
+                labels[row, slot.start : slot.start + slot.length] = -100
+        loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

@@ -2,10 +2,13 @@
 
     python -m anymodal.demo.recipe WORKDIR [--package DIR] [--quick]
 
-1. the world: ``anymodal demo-data`` for training (seed 0) and held-out (seed 1) files;
-2. the LLM: a BPE tokenizer and a small Llama trained on the world's text (:mod:`anymodal.demo.llm`);
-3. the encoder: a small ImageBind whose trunks are pre-trained on the world's attributes
+1. the world: ``anymodal demo-data`` for training (seed 0) and held-out (seed 1) files, and more
+   images (seed 2) for the encoder alone; the training data (``world/train.jsonl``) is the
+   world's conversations and some text-only ones (:mod:`anymodal.demo.small_talk`);
+2. the encoder: a small ImageBind whose trunks are pre-trained on the world's attributes
    (:mod:`anymodal.demo.encoder`);
+3. the LLM: a BPE tokenizer and a small Llama trained on the world's text, tokenised as the demo
+   config's prompts are (:mod:`anymodal.demo.llm`);
 4. ``anymodal train`` on ``configs/demo.yaml``: stage 1 (projectors), then stage 2 (projectors
    and LoRA);
 5. packaging: the LoRA merged into the LLM, and the model written as a self-contained model
@@ -20,6 +23,7 @@ weights (docs/demo.md has the timings and the figures).
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import shutil
 import sys
@@ -31,6 +35,9 @@ from typing import Any
 
 from anymodal.demo.encoder import EncoderRecipe
 from anymodal.demo.llm import LLMRecipe
+
+#: The training data, beside the world's conversations.jsonl (media paths are relative to the world).
+TRAINING_DATA = "train.jsonl"
 
 #: The demo model's notice, shown when a chat starts.
 NOTICE = (
@@ -46,12 +53,17 @@ class Recipe:
     """Everything that decides the demo model, with the shipped values as defaults."""
 
     files_per_modality: int = 4000
-    held_out_per_modality: int = 100
+    held_out_per_modality: int = 200
+    #: Files drawn (seed + 2) only for the encoder's pre-training, on top of the world's: small
+    #: shapes in 64-pixel pictures take many pictures to learn without memorising them.
+    encoder_extra: tuple[tuple[str, int], ...] = (("image", 16000),)
+    #: Text-only conversations added to the training data (:mod:`anymodal.demo.small_talk`).
+    small_talk: int = 600
     seed: int = 0
     llm: LLMRecipe = field(default_factory=LLMRecipe)
     encoder: EncoderRecipe = field(default_factory=EncoderRecipe)
     stage1: tuple[str, ...] = ("train.stage=1", "train.max_steps=600", "train.optimizer.lr=3e-3")
-    stage2: tuple[str, ...] = ("train.stage=2", "train.max_steps=1500", "train.optimizer.lr=2e-3")
+    stage2: tuple[str, ...] = ("train.stage=2", "train.max_steps=3000", "train.optimizer.lr=2e-3")
 
     def quick(self) -> Recipe:
         """A few minutes' version for trying the pipeline; its model is much weaker."""
@@ -59,8 +71,10 @@ class Recipe:
             self,
             files_per_modality=300,
             held_out_per_modality=20,
+            encoder_extra=tuple((modality, 300) for modality, _ in self.encoder_extra),
+            small_talk=40,
             llm=replace(self.llm, steps=100),
-            encoder=replace(self.encoder, steps=300),
+            encoder=self.encoder.scaled(0.05),
             stage1=(*self.stage1, "train.max_steps=60"),
             stage2=(*self.stage2, "train.max_steps=100"),
         )
@@ -72,8 +86,9 @@ def run(
     """Run the whole recipe in ``workdir``; returns the timings and the held-out evaluation."""
     from anymodal.config import load_config
     from anymodal.demo.encoder import load_modalities, pretrain_encoder
-    from anymodal.demo.llm import conversation_texts, train_demo_llm
-    from anymodal.demo.world import ATTRIBUTES, generate_world
+    from anymodal.demo.llm import train_demo_llm
+    from anymodal.demo.small_talk import small_talk
+    from anymodal.demo.world import ATTRIBUTES, CONVERSATIONS_FILE, generate_world
     from anymodal.plugins import load_registry
     from anymodal.train.trainer import Trainer
 
@@ -92,27 +107,33 @@ def run(
 
     generate_world(world, recipe.files_per_modality, recipe.seed, overwrite=True)
     generate_world(held_out, recipe.held_out_per_modality, recipe.seed + 1, overwrite=True)
+    extra = [workdir / f"encoder-{modality}" for modality, _ in recipe.encoder_extra]
+    for folder, (modality, count) in zip(extra, recipe.encoder_extra, strict=True):
+        generate_world(folder, count, recipe.seed + 2, [modality], overwrite=True)
+    with open(world / TRAINING_DATA, "w", encoding="utf-8", newline="\n") as file:
+        file.write((world / CONVERSATIONS_FILE).read_text(encoding="utf-8"))
+        file.writelines(json.dumps(record) + "\n" for record in small_talk(recipe.small_talk, recipe.seed))
     lap("world")
 
     paths = _paths(workdir)
     loaded = load_config("demo", paths, registry=registry)
-    placeholders = {name: registry.modalities[name].placeholder for name in loaded.config.model.modalities}
-    records = [json.loads(line) for line in (world / "conversations.jsonl").read_text().splitlines()]
-    train_demo_llm(conversation_texts(records, placeholders), workdir / "llm", recipe.llm, log)
-    lap("llm")
-
-    data = load_modalities(world, loaded.config, registry, ATTRIBUTES, log)
+    data = load_modalities([world, *extra], loaded.config, registry, ATTRIBUTES, log)
+    held_out_data = load_modalities([held_out], loaded.config, registry, ATTRIBUTES, log)
     imagebind = _imagebind_config(loaded.config)
-    accuracy = pretrain_encoder(data, imagebind, workdir / "imagebind-demo.safetensors", recipe.encoder, log)
+    weights = workdir / "imagebind-demo.safetensors"
+    accuracy = pretrain_encoder(data, held_out_data, imagebind, weights, recipe.encoder, log)
     log(f"encoder held-out accuracy: {json.dumps(accuracy)}")
-    del data
+    del data, held_out_data
     lap("encoder")
 
+    train_demo_llm(loaded.config, registry, workdir / "llm", recipe.llm, log)
+    lap("llm")
+
     for stage, overrides in (("stage1", recipe.stage1), ("stage2", recipe.stage2)):
-        extra = [f"train.output_dir={workdir / stage}"]
+        where = [f"train.output_dir={workdir / stage}"]
         if stage == "stage2":
-            extra.append(f"train.init_from={workdir / 'stage1'}")
-        stage_config = load_config("demo", [*paths, *overrides, *extra], registry=registry)
+            where.append(f"train.init_from={workdir / 'stage1'}")
+        stage_config = load_config("demo", [*paths, *overrides, *where], registry=registry)
         result = Trainer(stage_config, registry, log=log).fit()
         lap(stage)
     assert result.last_checkpoint is not None
@@ -132,7 +153,7 @@ def _paths(workdir: Path) -> list[str]:
     """Overrides that point the demo preset's paths into ``workdir``."""
     paths = [
         f"model.llm.path={workdir / 'llm'}",
-        f"train.data.train={workdir / 'world' / 'conversations.jsonl'}",
+        f"train.data.train={workdir / 'world' / TRAINING_DATA}",
         f"train.data.eval={workdir / 'held-out' / 'conversations.jsonl'}",
         f"train.feature_cache={workdir / 'features'}",
     ]
@@ -182,6 +203,7 @@ def write_package(checkpoint: Path, workdir: Path, target: Path) -> None:
     for name, settings in model["modalities"].items():
         settings["encoder"]["weights"] = "./imagebind.safetensors"
         settings["projector"]["weights"] = f"./projectors/{name}.safetensors"
+        settings["optional"] = True  # it still chats about the rest when a modality's plugin is missing
     model["notice"] = NOTICE
     header = (
         "# anymodal's built-in demo model (builtin:demo), the default model of `anymodal chat`.\n"
@@ -214,7 +236,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     recipe = Recipe().quick() if args.quick else Recipe()
     started = time.perf_counter()
-    summary = run(args.workdir, args.package, recipe)
+    summary = run(args.workdir, args.package, recipe, log=functools.partial(print, flush=True))
     print(f"recipe done in {time.perf_counter() - started:.0f} s: {json.dumps(summary['eval']['overall'])}")
     return 0
 

@@ -5,49 +5,49 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import torch
 from safetensors.torch import load_file
 
 from anymodal.config import load_config
-from anymodal.demo.encoder import EncoderRecipe, load_modalities, pretrain_encoder
+from anymodal.demo.encoder import EncoderRecipe, TrunkSchedule, load_modalities, pretrain_encoder
 from anymodal.demo.llm import LLMRecipe, conversation_texts, train_demo_llm
 from anymodal.demo.recipe import _imagebind_config
 from anymodal.demo.world import ATTRIBUTES, generate_world
 from anymodal.plugins import load_registry
+from anymodal.specs import Message
 
 PLACEHOLDERS = {"image": "<image>", "audio": "<audio>"}
 
 
 def test_conversations_become_chatml_text_with_empty_spans() -> None:
-    record = {
-        "conversations": [
-            {"from": "human", "value": "<image>\nWhat shape is this?"},
-            {"from": "gpt", "value": "It is a circle."},
-        ]
-    }
-    assert conversation_texts([record], PLACEHOLDERS) == [
+    conversation = [Message("user", "<image>\nWhat shape is this?"), Message("assistant", "It is a circle.")]
+    assert conversation_texts([conversation], PLACEHOLDERS) == [
         "<|im_start|>user\n<image></image>\nWhat shape is this?<|im_end|>\n"
         "<|im_start|>assistant\nIt is a circle.<|im_end|>\n"
     ]
 
 
-def test_the_llm_learns_the_text_and_saves_a_loadable_model(tmp_path: Path) -> None:
+def test_the_llm_learns_the_prompts_as_the_processor_tokenises_them(tmp_path: Path) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    texts = [
-        f"<|im_start|>user\nWhat colour?<|im_end|>\n<|im_start|>assistant\nIt is {c}.<|im_end|>\n"
-        for c in ("red", "blue")
-    ] * 8
+    world = tmp_path / "world"
+    generate_world(world, n=8, seed=0, modalities=["image", "audio"])
+    registry = load_registry()
+    overrides = [f"train.data.train={world / 'conversations.jsonl'}", "train.data.eval=null"]
+    overrides += [f"model.modalities.{m}.encoder.weights=null" for m in ATTRIBUTES]
+    config = load_config("demo", overrides, registry=registry).config
     recipe = LLMRecipe(
-        vocab_size=300,
+        vocab_size=400,
         hidden_size=32,
         num_layers=1,
         intermediate_size=64,
         steps=40,
         batch_size=4,
         warmup_steps=4,
+        lr=1e-2,
     )
-    losses = train_demo_llm(texts, tmp_path / "llm", recipe, log=lambda line: None)
+    losses = train_demo_llm(config, registry, tmp_path / "llm", recipe, log=lambda line: None)
     assert len(losses) == 40 and sum(losses[-5:]) / 5 < 0.5 * sum(losses[:5]) / 5
     model = AutoModelForCausalLM.from_pretrained(tmp_path / "llm")
     tokenizer = AutoTokenizer.from_pretrained(tmp_path / "llm")
@@ -56,17 +56,26 @@ def test_the_llm_learns_the_text_and_saves_a_loadable_model(tmp_path: Path) -> N
 
 
 def test_encoder_pretraining_saves_imagebind_keys_and_reports_held_out_accuracy(tmp_path: Path) -> None:
-    world = tmp_path / "world"
+    world, extra, held_out = tmp_path / "world", tmp_path / "extra", tmp_path / "held-out"
     generate_world(world, n=12, seed=0, modalities=["image", "audio"])
+    generate_world(extra, n=4, seed=2, modalities=["image"])
+    generate_world(held_out, n=4, seed=1, modalities=["image", "audio"])
     registry = load_registry()
     loaded = load_config("demo", ["model.llm.path=builtin:tiny-untrained"], registry=registry)
-    data = load_modalities(world, loaded.config, registry, ATTRIBUTES, log=lambda line: None)
+    quiet = {"log": lambda line: None}
+    data = load_modalities([world, extra], loaded.config, registry, ATTRIBUTES, **quiet)
+    held = load_modalities([held_out], loaded.config, registry, ATTRIBUTES, **quiet)
     assert set(data) == {"image", "audio"}
-    assert tuple(data["image"].inputs.shape) == (12, 3, 64, 64)
+    assert tuple(data["image"].inputs.shape) == (16, 3, 64, 64)
     assert tuple(data["audio"].labels.shape) == (12, 2)
     out = tmp_path / "imagebind.safetensors"
-    recipe = EncoderRecipe(steps=6, batch_size=4, warmup_steps=2, held_out=0.25)
-    accuracy = pretrain_encoder(data, _imagebind_config(loaded.config), out, recipe, log=lambda line: None)
+    # The shipped schedules, cut short: the ones for modalities not in the data are skipped.
+    recipe = EncoderRecipe().scaled(0.001)
+    assert [t.steps for t in recipe.trunks][:2] == [8, 1]
+    logged: list[str] = []
+    accuracy = pretrain_encoder(data, held, _imagebind_config(loaded.config), out, recipe, logged.append)
+    assert logged[0].startswith("encoder vision step 1/8: loss image ")
+    assert logged[-1].startswith("encoder audio step 1/1: loss audio ")
     assert {m: sorted(a) for m, a in accuracy.items()} == {
         "image": sorted(ATTRIBUTES["image"]),
         "audio": sorted(ATTRIBUTES["audio"]),
@@ -84,3 +93,18 @@ def test_encoder_pretraining_saves_imagebind_keys_and_reports_held_out_accuracy(
     expected = keys[next(k for k in keys if k.startswith("modality_trunks.vision."))]
     assert any(torch.equal(p, expected) for p in encoder.state_dict().values())
     assert json.dumps(accuracy)
+
+
+def test_every_modality_needs_a_schedule_and_a_schedule_one_trunk(tmp_path: Path) -> None:
+    world = tmp_path / "world"
+    generate_world(world, n=4, seed=0, modalities=["image", "audio"])
+    registry = load_registry()
+    loaded = load_config("demo", ["model.llm.path=builtin:tiny-untrained"], registry=registry)
+    data = load_modalities([world], loaded.config, registry, ATTRIBUTES, log=lambda line: None)
+    config = _imagebind_config(loaded.config)
+    only_image = EncoderRecipe((TrunkSchedule((("image", 1, 2),), steps=1, lr=1e-3),))
+    with pytest.raises(ValueError, match="no schedule for audio"):
+        pretrain_encoder(data, data, config, tmp_path / "a.safetensors", only_image)
+    mixed = EncoderRecipe((TrunkSchedule((("image", 1, 2), ("audio", 1, 2)), steps=1, lr=1e-3),))
+    with pytest.raises(ValueError, match="one schedule must train one trunk, not audio, vision"):
+        pretrain_encoder(data, data, config, tmp_path / "b.safetensors", mixed)
