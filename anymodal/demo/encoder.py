@@ -150,6 +150,8 @@ def pretrain_encoder(
     from anymodal.encoders.imagebind.model import ImageBind
 
     schedules = _schedules_for(data, recipe)
+    # Seeded for the whole run, not only the initialisation: ImageBind's IMU head has dropout, which
+    # draws from torch's global generator (unseeded, the IMU trunk differed from run to run).
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(recipe.seed)
         model = ImageBind(imagebind_config, sorted({item.trunk for item in data.values()}))
@@ -161,11 +163,11 @@ def pretrain_encoder(
                 for name, values in item.attributes.items()
             }
         )
-    generator = torch.Generator().manual_seed(recipe.seed)
-    model.train()
-    for trunk, schedule in schedules:
-        _train_trunk(model, heads, data, trunk, schedule, recipe.weight_decay, generator, log)
-    model.eval()
+        generator = torch.Generator().manual_seed(recipe.seed)
+        model.train()
+        for trunk, schedule in schedules:
+            _train_trunk(model, heads, data, trunk, schedule, recipe.weight_decay, generator, log)
+        model.eval()
     accuracy = _held_out_accuracy(model, heads, held_out)
     out_file.parent.mkdir(parents=True, exist_ok=True)
     save_file({key: value.contiguous() for key, value in model.state_dict().items()}, str(out_file))

@@ -108,3 +108,21 @@ def test_every_modality_needs_a_schedule_and_a_schedule_one_trunk(tmp_path: Path
     mixed = EncoderRecipe((TrunkSchedule((("image", 1, 2), ("audio", 1, 2)), steps=1, lr=1e-3),))
     with pytest.raises(ValueError, match="one schedule must train one trunk, not audio, vision"):
         pretrain_encoder(data, data, config, tmp_path / "b.safetensors", mixed)
+
+
+def test_encoder_pretraining_is_the_same_whatever_torch_was_seeded_with(tmp_path: Path) -> None:
+    """ImageBind's IMU head has dropout: it must draw from the recipe's seed, not the caller's."""
+    world = tmp_path / "world"
+    generate_world(world, n=4, seed=0, modalities=["imu"])
+    registry = load_registry()
+    loaded = load_config("demo", ["model.llm.path=builtin:tiny-untrained"], registry=registry)
+    data = load_modalities([world], loaded.config, registry, ATTRIBUTES, log=lambda line: None)
+    config = _imagebind_config(loaded.config)
+    recipe = EncoderRecipe((TrunkSchedule((("imu", 1, 4),), steps=3, lr=1e-2),))
+    saved = []
+    for seed in (1, 2):
+        torch.manual_seed(seed)
+        out = tmp_path / f"seed{seed}.safetensors"
+        pretrain_encoder(data, data, config, out, recipe, log=lambda line: None)
+        saved.append(out.read_bytes())
+    assert saved[0] == saved[1]
