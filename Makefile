@@ -5,7 +5,9 @@ BIN := $(VENV)/bin
 # Every first-party distribution, installed editable beside core.
 PACKAGES := $(wildcard bridges/*/pyproject.toml plugins/*/pyproject.toml)
 EDITABLES := $(foreach p,$(PACKAGES),-e $(dir $(p)))
-PROMPT ?= Hello! What can you do?
+# `make chat PROMPT="..." INPUTS="--image examples/red_circle.png"` asks one question instead of the tour.
+PROMPT ?=
+INPUTS ?=
 PYTEST_ARGS ?=
 
 .PHONY: setup chat test lint typecheck format clean
@@ -20,8 +22,13 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml constraints.txt $(PACKAGES)
 
 setup: $(VENV)/.installed
 
+# The built-in demo model answers questions about every sample input in examples/ (one chat process).
 chat: setup
-	$(BIN)/anymodal chat "$(PROMPT)"
+ifeq ($(strip $(PROMPT)),)
+	$(BIN)/anymodal chat < examples/tour.txt
+else
+	$(BIN)/anymodal chat $(INPUTS) "$(PROMPT)"
+endif
 
 lint: setup
 	$(BIN)/ruff check .

@@ -78,10 +78,11 @@ def test_chat_answers_once_about_a_file(runner, with_toy, scripted_model, toy_fi
     assert result.stdout.strip() == REPLY
 
 
-def test_default_model_chat_shows_the_untrained_banner(runner):
+def test_the_default_model_is_the_demo_and_says_what_it_knows(runner):
     result = runner.invoke(cli, ["chat", "--max-new-tokens", "4", "Hello"])
     assert result.exit_code == 0, result.output
-    assert "UNTRAINED" in result.stderr
+    assert result.stderr.startswith("This is anymodal's built-in demo model. It knows only anymodal")
+    assert result.stdout.strip()
 
 
 def test_plugins_json_lists_first_party_pieces(runner):
@@ -121,7 +122,11 @@ def test_broken_plugin_is_shown_failed_while_commands_keep_working(runner, insta
         ),
         (["chat", "--set", "generation.max_new_token=3", "hi"], 2, "did you mean 'max_new_tokens'?"),
         (["chat", "--set", "nonsense", "hi"], 2, "nonsense"),
-        (["chat", "--toy", "x.npy", "hi"], 2, "was not built with the toy modality (it accepts: text only)"),
+        (
+            ["chat", "--toy", "x.npy", "hi"],
+            2,
+            "was not built with the toy modality (it accepts: audio, depth, image, imu, thermal, video)",
+        ),
         (["config", "validate", "missing.yaml"], 2, "error: config file not found"),
     ],
 )
@@ -155,7 +160,7 @@ def test_malformed_yaml_names_the_file(runner, tmp_path):
 def test_config_show_and_validate(runner):
     shown = runner.invoke(cli, ["config", "show", "generation.max_new_tokens=7"])
     assert shown.exit_code == 0 and "max_new_tokens: 7" in shown.stdout
-    assert runner.invoke(cli, ["config", "validate"]).stdout.strip() == "ok: default is valid"
+    assert runner.invoke(cli, ["config", "validate"]).stdout.strip() == "ok: builtin:demo is valid"
 
 
 def test_interactive_chat_survives_errors_and_keeps_history(

@@ -133,7 +133,7 @@ def issues_of(excinfo: pytest.ExceptionInfo[ConfigError]) -> list[str]:
 
 
 def test_shipped_presets_are_the_expected_ones() -> None:
-    expected = ["default", "demo", "hf-llm", "train-stage1", "train-stage2"]
+    expected = ["demo", "hf-llm", "train-stage1", "train-stage2"]
     assert [p.stem for p in SHIPPED_PRESETS] == expected
     assert sorted(available_presets()) == expected
 
@@ -174,15 +174,18 @@ def test_training_presets_are_the_two_stages() -> None:
     assert stage2.init_from is not None and stage2.init_from.endswith("runs/stage1")
 
 
-def test_default_preset_is_the_builtin_untrained_model(registry: Registry) -> None:
+def test_with_no_model_named_the_builtin_demo_model_is_used() -> None:
+    registry = load_registry()
     loaded = load_config(None, registry=registry)
     model = loaded.config.model
-    assert loaded.source == "default"
-    assert (model.llm.path, model.llm.bridge) == ("builtin:tiny-untrained", "hf")
-    assert (model.template, model.fallback_template, model.modalities) == ("auto", "plain", {})
-    assert model.notice is not None and "\n" not in model.notice
-    assert "UNTRAINED" in model.notice and "--model DIR" in model.notice
-    assert loaded.config.generation.max_new_tokens == 48
+    packaged = REPO / "anymodal" / "models" / "demo"
+    assert (loaded.source, loaded.file) == ("builtin:demo", packaged / "anymodal.yaml")
+    assert (model.llm.path, model.llm.bridge) == (str(packaged / "llm"), "hf")
+    assert list(model.modalities) == ["image", "video", "audio", "depth", "thermal", "imu"]
+    for settings in model.modalities.values():
+        assert settings.encoder.weights == str(packaged / "imagebind.safetensors")
+    assert model.notice is not None and "synthetic world" in model.notice
+    assert load_config("default", registry=registry).source == "builtin:demo"
 
 
 def test_packaged_preset_paths_resolve_against_the_current_directory(
@@ -545,7 +548,11 @@ def test_bad_plugin_options_are_reported_with_the_schema_problems(tmp_path: Path
 
 def test_encoder_limited_to_other_modalities(tmp_path: Path, registry: Registry) -> None:
     with pytest.raises(ConfigError) as excinfo:
-        load_config(None, ["model.modalities.audio.encoder.name=image_only_encoder"], registry=registry)
+        load_config(
+            write(tmp_path, "model: {}\n"),
+            ["model.modalities.audio.encoder.name=image_only_encoder"],
+            registry=registry,
+        )
     assert issues_of(excinfo) == [
         "model.modalities.audio.encoder.name: encoder 'image_only_encoder' does not support modality "
         "'audio' (it supports image) (from override 'model.modalities.audio.encoder.name=image_only_encoder')"
@@ -559,8 +566,8 @@ def test_resolved_yaml_names_source_and_overrides() -> None:
     loaded = load_config(None, ["generation.seed=3"])
     assert isinstance(loaded, LoadedConfig)
     text = loaded.resolved_yaml()
-    assert text.startswith("# anymodal config resolved from default\n# overrides: generation.seed=3\n")
-    assert "seed: 3" in text and "path: builtin:tiny-untrained" in text
+    assert text.startswith("# anymodal config resolved from builtin:demo\n# overrides: generation.seed=3\n")
+    assert "seed: 3" in text and f"path: {REPO / 'anymodal' / 'models' / 'demo' / 'llm'}\n" in text
 
 
 def test_resolve_device_and_dtype(monkeypatch: pytest.MonkeyPatch) -> None:

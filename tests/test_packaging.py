@@ -25,4 +25,4 @@ def test_presets_are_packaged_as_anymodal_configs():
     from importlib.resources import files
 
     names = {entry.name for entry in files("anymodal.configs").iterdir()}
-    assert {"default.yaml", "hf-llm.yaml"} <= names
+    assert {"demo.yaml", "hf-llm.yaml", "train-stage1.yaml", "train-stage2.yaml"} <= names

@@ -208,7 +208,7 @@ def test_an_encoder_without_weights_is_built_the_same_every_time() -> None:
     spec = registry.modalities["image"]
     small = {"vision_embed_dim": 16, "vision_num_blocks": 1, "vision_num_heads": 2, "out_embed_dim": 8}
     config = (
-        load_config(None, [f"model.modalities.image.encoder.options.config={small}"], registry=registry)
+        load_config("hf-llm", [f"model.modalities.image.encoder.options.config={small}"], registry=registry)
         .config.model.modalities["image"]
         .encoder
     )

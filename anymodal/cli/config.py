@@ -8,7 +8,7 @@ from anymodal.config import load_config
 from anymodal.plugins import get_registry
 
 SOURCE_HELP = (
-    "A preset name, a YAML file, or a model directory with anymodal.yaml (default: the default preset)."
+    "A preset name, a YAML file, or a model directory with anymodal.yaml (default: the default model)."
 )
 
 
@@ -38,7 +38,7 @@ def config() -> click.Command:
 
 
 def _split(source: str | None, overrides: tuple[str, ...]) -> tuple[str | None, tuple[str, ...]]:
-    """``anymodal config show a=b`` means: the default preset with override a=b."""
+    """``anymodal config show a=b`` means: the default model with override a=b."""
     if source is not None and "=" in source:
         return None, (source, *overrides)
     return source, overrides

@@ -8,7 +8,8 @@ the stages (find, parse, check, resolve) share one issue-collecting flow and rea
 
 Where a config comes from (``source``):
 
-* None: the ``default`` preset.
+* None or ``default``: the user's own ``default`` preset when ``$ANYMODAL_CONFIG_PATH`` has one,
+  else the built-in demo model (``builtin:demo``).
 * ``builtin:<name>``: a model whose files ship inside anymodal (its directory's anymodal.yaml).
 * a bare name (no path separator, no ``.yaml`` suffix): a preset, ``<name>.yaml`` in the first
   directory of ``$ANYMODAL_CONFIG_PATH`` (``os.pathsep``-separated) that has it, else in the
@@ -52,7 +53,9 @@ PRESET_PATH_ENV = "ANYMODAL_CONFIG_PATH"
 CHECKPOINT_CONFIG = "anymodal.yaml"
 #: In a training run's output directory: a text file naming the newest checkpoint directory.
 LATEST_CHECKPOINT = "latest"
+#: What a command uses when no model is named: a ``default`` preset of the user's, else DEFAULT_MODEL.
 DEFAULT_PRESET = "default"
+DEFAULT_MODEL = BUILTIN_PREFIX + "demo"
 #: Top-level keys with this prefix are YAML anchor holders, dropped on reading (as in Compose files).
 EXTENSION_PREFIX = "x-"
 _PLUGINS_HINT = "run `anymodal plugins` to see what is installed"
@@ -141,8 +144,8 @@ def load_config(
 
 def locate(source: str | Path | None) -> tuple[Path, str, Path]:
     """(YAML file, label for messages, base directory for relative paths) of ``source``."""
-    if source is None:
-        source = DEFAULT_PRESET
+    if source is None or source == DEFAULT_PRESET:
+        source = DEFAULT_PRESET if DEFAULT_PRESET in _preset_table() else DEFAULT_MODEL
     label = str(source)
     if isinstance(source, str) and source.startswith(BUILTIN_PREFIX):
         source = _builtin_directory(source)
@@ -242,9 +245,10 @@ def _find_preset(name: str) -> tuple[Path, bool]:
     table = _preset_table()
     if name in table:
         return table[name]
-    listed = ", ".join(sorted(table)) or "none found"
+    known = sorted({*table, DEFAULT_PRESET})
+    listed = ", ".join(known)
     raise UsageError(
-        f"unknown preset {name!r}{did_you_mean(name, table)}",
+        f"unknown preset {name!r}{did_you_mean(name, known)}",
         hint=f"available presets: {listed}; or pass a .yaml file or a model directory (./{name})",
     )
 

@@ -1,4 +1,4 @@
-"""anymodal.testing's tiny builders, which every bridge test (and the untrained default) stands on."""
+"""anymodal.testing's tiny builders, which every bridge test (and `builtin:tiny-untrained`) stands on."""
 
 from __future__ import annotations
 
