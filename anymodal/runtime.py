@@ -17,9 +17,9 @@ import torch
 from torch import nn
 
 from anymodal.bridge import Bridge
+from anymodal.builtin_models import resolve_llm_path
 from anymodal.config.device import resolve_device, resolve_dtype
 from anymodal.config.schema import EncoderConfig, ModalityConfig, ModelConfig
-from anymodal.default_model import resolve_llm_path
 from anymodal.errors import AnymodalError, InputError, UsageError
 from anymodal.inputs import check_input_file
 from anymodal.plugins import Registry

@@ -627,9 +627,9 @@ def test_an_unknown_builtin_model_is_named_with_a_suggestion() -> None:
 
 
 def test_a_packaged_model_file_that_is_missing_says_to_reinstall(monkeypatch: pytest.MonkeyPatch) -> None:
-    import anymodal.default_model as default_model
+    import anymodal.builtin_models as builtin_models
 
-    monkeypatch.setattr(default_model, "__file__", "/nonexistent/anymodal/default_model.py")
+    monkeypatch.setattr(builtin_models, "__file__", "/nonexistent/anymodal/builtin_models.py")
     with pytest.raises(UsageError) as excinfo:
         resolve_path("builtin:demo/llm", Path.cwd())
     assert (

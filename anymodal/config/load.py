@@ -39,10 +39,10 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from anymodal.builtin_models import BUILTIN_PREFIX, PACKAGED_MODELS, packaged_path
 from anymodal.config.device import device_name_problem
 from anymodal.config.schema import AnymodalConfig
 from anymodal.config.validate import Issue, build, find_issues
-from anymodal.default_model import BUILTIN_PREFIX, PACKAGED_MODELS, packaged_path
 from anymodal.errors import ConfigError, UsageError
 from anymodal.suggest import did_you_mean
 
