@@ -22,6 +22,8 @@ from anymodal.errors import AnymodalError
 COMMANDS = {
     "chat": ("anymodal.cli.chat", "chat", "Chat with a model about files of any installed modality."),
     "plugins": ("anymodal.cli.plugins", "plugins", "List installed plugins, what they register, and errors."),
+    "install": ("anymodal.cli.install", "install", "Install plugins with pip, into anymodal's environment."),
+    "uninstall": ("anymodal.cli.install", "uninstall", "Uninstall plugins with pip, even broken ones."),
     "config": ("anymodal.cli.config", "config", "Show or validate a configuration."),
     "demo-data": (
         "anymodal.cli.demo",

@@ -27,8 +27,8 @@ def plugins() -> click.Command:
                 click.echo(f"    error: {record.error}")
         if registry.failed:
             click.echo(
-                f"{len(registry.failed)} plugin(s) failed to load; fix or uninstall them, or skip them with "
-                "ANYMODAL_DISABLE_PLUGINS=<name>",
+                f"{len(registry.failed)} plugin(s) failed to load; fix them, uninstall them "
+                "(`anymodal uninstall <distribution>`), or skip them with ANYMODAL_DISABLE_PLUGINS=<name>",
                 err=True,
             )
 
