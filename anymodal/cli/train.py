@@ -45,7 +45,12 @@ def train() -> click.Command:
             click.echo(trainer.data.summary())
             click.echo(trainer.describe())
             return
-        result = trainer.fit()
+        try:
+            result = trainer.fit()
+        finally:
+            # Tear the process group down before exit: left to the interpreter's shutdown, gloo's
+            # threads can abort a process that finished its work ("terminate called ...").
+            trainer.accelerator.end_training()
         click.echo(f"trained {result.step} step(s); checkpoint: {result.last_checkpoint}")
         click.echo(f"chat with it: anymodal chat --model {result.last_checkpoint}")
 

@@ -372,5 +372,10 @@ def _set_rng_state(state: dict[str, Any]) -> None:
 def train(
     loaded: LoadedConfig, registry: Registry, *, resume: str | None = None, log: Callable[[str], None] = print
 ) -> RunResult:
-    """Train as ``loaded`` says; ``resume`` is "latest" or a checkpoint directory."""
-    return Trainer(loaded, registry, resume=resume, log=log).fit()
+    """Train as ``loaded`` says; ``resume`` is "latest" or a checkpoint directory. Ends by tearing
+    down the process group of a distributed run (``accelerator.end_training``)."""
+    trainer = Trainer(loaded, registry, resume=resume, log=log)
+    try:
+        return trainer.fit()
+    finally:
+        trainer.accelerator.end_training()

@@ -105,6 +105,7 @@ def main() -> None:
         "loads": LOADS,
     }
     (args.result_dir / f"rank{rank}.json").write_text(json.dumps(report, indent=2) + "\n")
+    accelerator.end_training()  # as `anymodal train` does: no process group left to the exit
 
 
 if __name__ == "__main__":
