@@ -233,7 +233,12 @@ def load_registry(
     plugins: Iterable[object] = (),
     strict: bool | None = None,
 ) -> Registry:
-    """Build a registry: core's built-ins, then entry-point plugins, then ``plugins`` (tests)."""
+    """Build a registry: core's built-ins, then entry-point plugins, then ``plugins`` (tests).
+
+    A module in ``plugins`` that an entry point also names (``name = "that.module"``) takes that
+    entry point's place, keeping its distribution and version, so a plugin under test is never
+    registered twice whether or not it is installed.
+    """
     from anymodal import __version__, builtin
 
     if strict is None:
@@ -242,16 +247,18 @@ def load_registry(
     registry = Registry()
     loader = _Loader(registry, strict)
     loader.load(PluginRecord("builtin", "anymodal", __version__), lambda: builtin)
+    given = {getattr(plugin, "__name__", type(plugin).__name__): plugin for plugin in plugins}
     for ep in _entry_points() if entry_points else []:
         dist = ep.dist
         record = PluginRecord(ep.name, dist.name if dist else None, dist.version if dist else None)
-        if {ep.name, record.distribution} & disabled:
+        if ep.value in given:
+            loader.load(record, _constant(given.pop(ep.value)), dist)
+        elif {ep.name, record.distribution} & disabled:
             record.status = "disabled"
             registry.plugins.append(record)
-            continue
-        loader.load(record, ep.load, dist)
-    for plugin in plugins:
-        name = getattr(plugin, "__name__", type(plugin).__name__)
+        else:
+            loader.load(record, ep.load, dist)
+    for name, plugin in given.items():
         loader.load(PluginRecord(name, None, None), _constant(plugin))
     return registry
 

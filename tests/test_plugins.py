@@ -46,6 +46,18 @@ def test_entry_point_plugin_is_discovered(install_plugin):
     }
 
 
+def test_a_module_passed_directly_takes_the_place_of_its_entry_point(install_plugin):
+    install_plugin("anymodal-lidar", "anymodal_lidar", GOOD.format(name="lidar"), version="0.3.1")
+    import anymodal_lidar  # type: ignore[import-not-found]  # written by install_plugin
+
+    registry = load_registry(plugins=[anymodal_lidar])
+    records = [p for p in registry.plugins if "lidar" in p.name]
+    assert [(p.name, p.distribution, p.version, p.status) for p in records] == [
+        ("anymodal_lidar", "anymodal-lidar", "0.3.1", "ok")
+    ]
+    assert registry.owners[("modality", "lidar")] is records[0]
+
+
 def test_builtin_pieces_go_through_the_same_hooks():
     registry = load_registry(entry_points=False)
     builtin = registry.plugins[0]
