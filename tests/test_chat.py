@@ -11,7 +11,7 @@ from anymodal.chat import ChatSession
 from anymodal.config import load_config
 from anymodal.errors import InputError, UsageError
 from anymodal.plugins import load_registry
-from anymodal.testing import scripted_llama, toy, train_bpe_tokenizer
+from anymodal.testing import save_scripted_llm, toy
 
 REPLY = "It hums softly."
 
@@ -19,9 +19,7 @@ REPLY = "It hums softly."
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory) -> Path:
     directory = tmp_path_factory.mktemp("chat-model")
-    tokenizer = train_bpe_tokenizer()
-    scripted_llama(tokenizer, REPLY).save_pretrained(directory)
-    tokenizer.save_pretrained(directory)
+    save_scripted_llm(directory, REPLY)
     return directory
 
 

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from anymodal.cli import cli
 from anymodal.plugins import load_registry, set_registry
-from anymodal.testing import scripted_llama, toy, train_bpe_tokenizer
+from anymodal.testing import save_scripted_llm, toy
 
 REPLY = "The toy looks calm."
 
@@ -38,9 +38,7 @@ def with_toy():
 def scripted_model(tmp_path_factory) -> Path:
     """A saved anymodal model (anymodal.yaml beside an LLM) whose greedy reply is REPLY."""
     directory = tmp_path_factory.mktemp("scripted")
-    tokenizer = train_bpe_tokenizer()
-    scripted_llama(tokenizer, REPLY).save_pretrained(directory / "llm")
-    tokenizer.save_pretrained(directory / "llm")
+    save_scripted_llm(directory / "llm", REPLY)
     (directory / "anymodal.yaml").write_text(
         "model:\n  llm: {path: ./llm}\n  template: plain\n  modalities:\n    toy: {}\n"
         "generation: {max_new_tokens: 20}\n"

@@ -27,7 +27,7 @@ from anymodal.evaluate import (
 )
 from anymodal.plugins import load_registry, set_registry
 from anymodal.runtime import AnyModalModel, PreparedInput
-from anymodal.testing import scripted_llama, toy, train_bpe_tokenizer
+from anymodal.testing import save_scripted_llm, toy
 
 REPLY = "It is red."
 PLACEHOLDERS = {"toy": "<toy>", "toy_alt": "<toy_alt>"}
@@ -230,9 +230,7 @@ def test_bad_meta_skips_the_record(tmp_path: Path, meta: object, detail: str) ->
 def scripted_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A saved anymodal model with the toy modality whose greedy reply is always REPLY."""
     directory = tmp_path_factory.mktemp("scripted")
-    tokenizer = train_bpe_tokenizer()
-    scripted_llama(tokenizer, REPLY).save_pretrained(directory / "llm")
-    tokenizer.save_pretrained(directory / "llm")
+    save_scripted_llm(directory / "llm", REPLY)
     (directory / "anymodal.yaml").write_text(
         "model:\n  llm: {path: ./llm}\n  template: plain\n  modalities:\n    toy: {}\n"
         "generation: {max_new_tokens: 12}\n"

@@ -177,6 +177,16 @@ def save_tiny_llm(
     return path
 
 
+def save_scripted_llm(directory: str | os.PathLike[str], reply: str) -> Path:
+    """Write a tokenizer and a :func:`scripted_llama` that always answers ``reply``; return the path."""
+    path = Path(directory)
+    path.mkdir(parents=True, exist_ok=True)
+    tokenizer = train_bpe_tokenizer()
+    scripted_llama(tokenizer, reply).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
 def scripted_llama(
     tokenizer: PreTrainedTokenizerFast,
     reply: str,
