@@ -30,6 +30,11 @@ COMMANDS = {
         "demo_data",
         "Write the synthetic demo world: media files and conversations.",
     ),
+    "new-plugin": (
+        "anymodal.cli.new_plugin",
+        "new_plugin",
+        "Start a modality plugin: loader, encoder, tests, README.",
+    ),
     "embed": ("anymodal.cli.embed", "embed", "Write encoder embeddings of files (ImageBind space)."),
     "eval": (
         "anymodal.cli.eval",
@@ -136,5 +141,13 @@ def run() -> None:
     # Registered first, so it runs last: the interpreter's final garbage collections then skip the
     # objects torch and transformers leave behind, which took about a second of every command's
     # exit (benchmarks/first_answer.py). Every other exit handler still runs.
-    atexit.register(gc.freeze)
+    atexit.register(_freeze_unless_nanobind_loaded)
     cli.main()
+
+
+def _freeze_unless_nanobind_loaded() -> None:
+    # triton (which torch imports when it is installed, as CUDA builds and openai-whisper install
+    # it) is a nanobind extension, and nanobind prints dozens of "leaked instance" lines at exit
+    # for every object of its own the skipped collections leave alive.
+    if "triton" not in sys.modules:
+        gc.freeze()
