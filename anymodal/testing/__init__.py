@@ -1,25 +1,46 @@
-"""Test helpers for anymodal, its plugins and bridges: tiny models built locally, no downloads.
+"""Test helpers for anymodal, its plugins and bridges: tiny models built locally, no downloads,
+and the plugin conformance suite (:class:`PluginConformance`).
 
-Importing this package is cheap; torch and transformers load when a builder is called.
+Importing this package is cheap: torch and transformers load when a builder is called, and
+pytest when the conformance suite is first used.
 """
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 from anymodal.testing.plugins import prepare_file, registered_modality
 from anymodal.testing.tiny import (
     CHATML_TEMPLATE,
     DEFAULT_CORPUS,
+    save_scripted_llm,
     save_tiny_llm,
     scripted_llama,
     tiny_llama,
     train_bpe_tokenizer,
 )
 
+if TYPE_CHECKING:
+    from anymodal.testing.conformance import PluginConformance
+
 __all__ = [
     "CHATML_TEMPLATE",
     "DEFAULT_CORPUS",
+    "PluginConformance",
     "prepare_file",
     "registered_modality",
+    "save_scripted_llm",
     "save_tiny_llm",
     "scripted_llama",
     "tiny_llama",
     "train_bpe_tokenizer",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # The suite imports pytest, which anymodal does not depend on outside tests.
+    if name == "PluginConformance":
+        from anymodal.testing.conformance import PluginConformance
+
+        return PluginConformance
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
