@@ -1,4 +1,4 @@
-"""``anymodal install`` / ``uninstall`` run real pip on real plugin projects.
+"""``anymodal new-plugin``, ``install`` and ``uninstall`` with real pip on real plugin projects.
 
 They run in a scratch virtual environment that sees this one's packages through a ``.pth`` file:
 pip installs into it and uninstalls from it, and the test environment is left as it was.
@@ -17,24 +17,6 @@ import pytest
 from click.testing import CliRunner
 
 from anymodal.cli import cli
-
-LIDAR = """
-import anymodal
-
-ANYMODAL_CONTRACT = 1
-
-def _load(path):
-    return path.read_bytes()
-
-def _preprocess(data):
-    return data
-
-@anymodal.hookimpl
-def register_modalities(register):
-    register(anymodal.ModalitySpec(
-        name="lidar", loader=_load, preprocess=_preprocess, file_kinds=("bin",), default_encoder="toy",
-    ))
-"""
 
 
 def write_project(root: Path, distribution: str, module: str, source: str) -> Path:
@@ -79,9 +61,11 @@ def anymodal(python: Path | str, env: dict[str, str], *args: str) -> subprocess.
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="the scratch environment uses the POSIX layout")
-def test_install_then_uninstall_a_plugin_even_while_another_is_broken(tmp_path: Path) -> None:
+def test_a_new_plugin_installs_passes_its_tests_and_uninstalls_beside_a_broken_one(tmp_path: Path) -> None:
     python = scratch_environment(tmp_path / "env")
-    lidar = write_project(tmp_path, "anymodal-lidar", "anymodal_lidar", LIDAR)
+    lidar = tmp_path / "anymodal-lidar"
+    made = CliRunner().invoke(cli, ["new-plugin", "lidar", "--output", str(lidar)])
+    assert made.exit_code == 0, made.output
     broken = write_project(tmp_path, "anymodal-broken", "anymodal_broken", "import libfoo_not_here\n")
     env = {**os.environ, "ANYMODAL_HOME": str(tmp_path / "home")}
     # Offline, without build isolation: setuptools comes from this environment.
@@ -92,10 +76,20 @@ def test_install_then_uninstall_a_plugin_even_while_another_is_broken(tmp_path: 
     assert f"running: {python} -m pip install {lidar} {broken} --no-index" in installed.stderr
 
     listed = anymodal(python, env, "plugins").stdout.splitlines()
-    assert "anymodal-lidar 0.1.0  [anymodal_lidar]  ok" in listed and "    modalities: lidar" in listed
+    assert "anymodal-lidar 0.1.0  [lidar]  ok" in listed
+    assert "    modalities: lidar" in listed and "    encoders: lidar-example" in listed
     assert "anymodal-broken 0.1.0  [anymodal_broken]  failed" in listed
-    assert "--lidar" in anymodal(python, env, "chat", "--help").stdout
+    assert "--lidar FILE" in anymodal(python, env, "chat", "--help").stdout
     assert "anymodal-lidar" not in anymodal(sys.executable, env, "plugins").stdout  # this one untouched
+
+    # The generated tests (the conformance suite among them) pass against the installed copy.
+    tests = subprocess.run(
+        [str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider", str(lidar / "tests")],
+        capture_output=True, text=True, env=env, cwd=lidar, timeout=300,
+    )  # fmt: skip
+    assert tests.returncode == 0, tests.stdout[-3000:]
+    summary = tests.stdout.strip().splitlines()[-1]
+    assert summary.startswith("17 passed") and "failed" not in summary and "skipped" not in summary
 
     # With broken plugins made fatal, commands that load plugins stop; uninstall still works.
     strict = {**env, "ANYMODAL_STRICT_PLUGINS": "1"}
@@ -104,7 +98,7 @@ def test_install_then_uninstall_a_plugin_even_while_another_is_broken(tmp_path: 
     assert removed.returncode == 0, removed.stderr
     after = anymodal(python, strict, "plugins")
     assert after.returncode == 0, after.stderr
-    assert "anymodal-lidar 0.1.0  [anymodal_lidar]  ok" in after.stdout and "broken" not in after.stdout
+    assert "anymodal-lidar 0.1.0  [lidar]  ok" in after.stdout and "broken" not in after.stdout
 
 
 def test_a_plugin_pip_will_not_remove_is_reported(tmp_path: Path) -> None:

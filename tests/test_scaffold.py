@@ -1,0 +1,86 @@
+"""``anymodal new-plugin``: names, refusals, and what it writes (installing it is in test_install.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from anymodal.cli import cli
+from anymodal.scaffold import TEMPLATES, plugin_names
+
+
+def new_plugin(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(cli, ["new-plugin", *args])
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_every_name_follows_from_the_modality_name():
+    names = plugin_names("event_camera")
+    assert (names.distribution, names.package, names.flag, names.encoder, names.title) == (
+        "anymodal-event-camera",
+        "anymodal_event_camera",
+        "--event-camera",
+        "event-camera-example",
+        "EventCamera",
+    )
+
+
+def test_it_writes_a_complete_project_with_every_placeholder_filled(tmp_path: Path):
+    code, out, err = new_plugin("event_camera", "-o", str(tmp_path / "p"), "--description", "DVS events")
+    assert code == 0, err
+    written = sorted(
+        str(Path(line.removeprefix("created ")).relative_to(tmp_path / "p")) for line in out.splitlines()
+    )
+    assert written == [
+        ".gitignore",
+        "README.md",
+        "anymodal_event_camera/__init__.py",
+        "anymodal_event_camera/encoder.py",
+        "anymodal_event_camera/loader.py",
+        "anymodal_event_camera/options.py",
+        "anymodal_event_camera/plugin.py",
+        "pyproject.toml",
+        "tests/test_event_camera_conformance.py",
+        "tests/test_event_camera_loader.py",
+    ]
+    assert len(written) == len(list(TEMPLATES.rglob("*.tmpl")))
+    for file in (tmp_path / "p").rglob("*"):
+        if file.is_file():
+            assert "${" not in file.read_text(), file
+    pyproject = (tmp_path / "p" / "pyproject.toml").read_text()
+    assert '[project.entry-points.anymodal]\nevent_camera = "anymodal_event_camera.plugin"' in pyproject
+    assert 'description="DVS events"' in (tmp_path / "p" / "anymodal_event_camera" / "plugin.py").read_text()
+    assert "anymodal install -e './" not in err and f"anymodal install -e '{tmp_path / 'p'}[test]'" in err
+
+
+def test_the_default_directory_is_the_distribution_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.chdir(tmp_path)
+    code, _, err = new_plugin("lidar")
+    assert code == 0 and (tmp_path / "anymodal-lidar" / "anymodal_lidar" / "plugin.py").is_file()
+    assert "anymodal install -e './anymodal-lidar[test]'" in err
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["Lidar"], "error: 'Lidar' cannot name a modality"),
+        (["3d"], "error: '3d' cannot name a modality"),
+        (["lid-ar"], "error: 'lid-ar' cannot name a modality"),
+        (["class"], "error: 'class' cannot name a modality"),
+        (["lidar", "--description", 'say "hi"'], "error: the description cannot hold quotes"),
+        (["image"], "error: modality 'image' is already registered by anymodal-image"),
+    ],
+)
+def test_bad_names_are_refused_before_anything_is_written(tmp_path: Path, args: list[str], message: str):
+    code, _, err = new_plugin(*args, "-o", str(tmp_path / "out"))
+    assert code == 2 and err.startswith(message), err
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_existing_directory_is_left_alone(tmp_path: Path):
+    (tmp_path / "keep.txt").write_text("mine")
+    code, _, err = new_plugin("lidar", "-o", str(tmp_path))
+    assert code == 2 and "already exists and is not an empty directory" in err
+    assert [p.name for p in tmp_path.iterdir()] == ["keep.txt"]
