@@ -16,16 +16,8 @@ from anymodal.chat import ChatSession, ChatTurn
 from anymodal.cli import cli
 from anymodal.config import load_config
 from anymodal.plugins import load_registry, set_registry
-from anymodal.testing import save_tiny_llm
+from anymodal.testing import TINY_IMAGEBIND, save_tiny_llm
 
-SMALL = {  # ImageBind's architecture at toy width, so every trunk builds in milliseconds
-    "out_embed_dim": 24,
-    "vision_embed_dim": 16, "vision_num_blocks": 1, "vision_num_heads": 2,
-    "audio_embed_dim": 16, "audio_num_blocks": 1, "audio_num_heads": 2,
-    "depth_embed_dim": 16, "depth_num_blocks": 1, "depth_num_heads": 2,
-    "thermal_embed_dim": 16, "thermal_num_blocks": 1, "thermal_num_heads": 2,
-    "imu_embed_dim": 16, "imu_num_blocks": 1, "imu_num_heads": 2,
-}  # fmt: skip
 MODALITIES = ("image", "video", "audio", "depth", "thermal", "imu")
 
 
@@ -57,7 +49,7 @@ def media(tmp_path_factory) -> dict[str, Path]:
 def config_file(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("model")
     save_tiny_llm(root / "llm")
-    encoder = json.dumps({"options": {"preset": "huge", "config": SMALL}})
+    encoder = json.dumps({"options": {"preset": "huge", "config": TINY_IMAGEBIND}})
     blocks = "".join(f"    {name}: {{encoder: {encoder}}}\n" for name in MODALITIES)
     file = root / "anymodal.yaml"
     file.write_text(f"model:\n  llm: {{path: ./llm}}\n  template: plain\n  modalities:\n{blocks}")
@@ -98,7 +90,7 @@ def test_embed_writes_one_vector_per_file_in_the_shared_space(config_file, media
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
     vectors = np.load(tmp_path / "e.npy")
-    assert vectors.shape == (6, SMALL["out_embed_dim"])
+    assert vectors.shape == (6, TINY_IMAGEBIND["out_embed_dim"])
     norms = np.linalg.norm(vectors, axis=1)
     # post-processed: L2-normalised, then ImageBind's fixed scales (audio 20, depth 5, thermal 10, imu 5);
     # clip-averaged video and audio have norm <= their scale

@@ -13,6 +13,7 @@ from anymodal.testing.plugins import prepare_file, registered_modality
 from anymodal.testing.tiny import (
     CHATML_TEMPLATE,
     DEFAULT_CORPUS,
+    TINY_IMAGEBIND,
     save_scripted_llm,
     save_tiny_llm,
     scripted_llama,
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CHATML_TEMPLATE",
     "DEFAULT_CORPUS",
+    "TINY_IMAGEBIND",
     "PluginConformance",
     "prepare_file",
     "registered_modality",

@@ -47,17 +47,7 @@ import anymodal
 from anymodal.plugins import ENTRY_POINT_GROUP, Registry, load_registry
 from anymodal.specs import ModalitySpec
 from anymodal.testing.plugins import prepare_file, registered_modality
-
-#: ImageBind's architecture at toy width, for modalities whose default encoder is ImageBind:
-#: every trunk builds in milliseconds, with random weights.
-TINY_IMAGEBIND: dict[str, Any] = {
-    "out_embed_dim": 24,
-    **{
-        f"{trunk}_{key}": value
-        for trunk in ("vision", "audio", "depth", "thermal", "imu")
-        for key, value in (("embed_dim", 16), ("num_blocks", 1), ("num_heads", 2))
-    },
-}
+from anymodal.testing.tiny import TINY_IMAGEBIND
 
 #: What the scripted LLM of the chat check answers, whatever it is asked.
 REPLY = "Seen and understood."

@@ -21,6 +21,17 @@ UNK_TOKEN, BOS_TOKEN, EOS_TOKEN, PAD_TOKEN = "<unk>", "<s>", "</s>", "<pad>"
 SPECIAL_TOKENS = (UNK_TOKEN, BOS_TOKEN, EOS_TOKEN, PAD_TOKEN)
 UNK_ID, BOS_ID, EOS_ID, PAD_ID = range(4)
 
+#: ImageBind's architecture at toy width, the encoder options
+#: ``{"preset": "huge", "config": TINY_IMAGEBIND}`` build every trunk in milliseconds.
+TINY_IMAGEBIND: dict[str, Any] = {
+    "out_embed_dim": 24,
+    **{
+        f"{trunk}_{key}": value
+        for trunk in ("vision", "audio", "depth", "thermal", "imu")
+        for key, value in (("embed_dim", 16), ("num_blocks", 1), ("num_heads", 2))
+    },
+}
+
 #: A ChatML chat template (the form Qwen and many others ship), for tests of tokenizer-provided
 #: templates. ``<|im_start|>`` / ``<|im_end|>`` are plain text to the tiny tokenizer.
 CHATML_TEMPLATE = (
