@@ -42,6 +42,7 @@ from anymodal.specs import (
     ProjectorSpec,
     TemplateSpec,
 )
+from anymodal.state_dicts import state_dict_mismatches
 
 __version__ = "0.1.0"
 
@@ -78,5 +79,6 @@ __all__ = [
     "normalize",
     "open_image",
     "resize_short_side",
+    "state_dict_mismatches",
     "to_tensor",
 ]

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from anymodal.errors import ModelLoadError
+from anymodal.state_dicts import state_dict_mismatches
 
 
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
@@ -29,25 +29,6 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     return loaded
 
 
-def state_dict_mismatches(
-    expected: Mapping[str, torch.Tensor], state: Mapping[str, torch.Tensor]
-) -> list[str]:
-    """What keeps ``state`` from loading strictly into a module whose state dict is ``expected``:
-    a few missing, unexpected and mis-shaped keys each, as phrases for one error line."""
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    wrong = sorted(key for key in set(expected) & set(state) if expected[key].shape != state[key].shape)
-    problems = []
-    if missing:
-        problems.append(f"missing {_sample(missing)}")
-    if unexpected:
-        problems.append(f"unexpected {_sample(unexpected)}")
-    if wrong:
-        shapes = [f"{key} {tuple(state[key].shape)} != {tuple(expected[key].shape)}" for key in wrong]
-        problems.append(f"wrong shape {_sample(shapes)}")
-    return problems
-
-
 def load_weights(module: nn.Module, path: str | Path, what: str) -> None:
     """Load ``path`` into ``module`` strictly; missing, unexpected or mis-shaped keys are listed."""
     state = read_state_dict(path)
@@ -58,8 +39,3 @@ def load_weights(module: nn.Module, path: str | Path, what: str) -> None:
             hint="check that the file was trained for this encoder, projector and LLM size",
         )
     module.load_state_dict(state, strict=True)
-
-
-def _sample(items: list[str]) -> str:
-    shown = ", ".join(items[:3])
-    return f"{shown} (+{len(items) - 3} more)" if len(items) > 3 else shown

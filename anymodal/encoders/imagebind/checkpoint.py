@@ -14,7 +14,8 @@ import torch
 from anymodal.encoders.imagebind.config import IMAGEBIND_HUGE, ImageBindConfig
 from anymodal.encoders.imagebind.model import ImageBind
 from anymodal.errors import ModelLoadError
-from anymodal.weights import read_state_dict, state_dict_mismatches
+from anymodal.state_dicts import state_dict_mismatches
+from anymodal.weights import read_state_dict
 
 MODULE_DICTS = ("modality_preprocessors", "modality_trunks", "modality_heads", "modality_postprocessors")
 
