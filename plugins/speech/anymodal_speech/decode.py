@@ -1,0 +1,138 @@
+"""Decode a speech file into 16 kHz mono float32 samples, without an ffmpeg binary.
+
+openai-whisper's own ``load_audio`` runs the ``ffmpeg`` CLI (``-ac 1 -ar 16000``). This module
+asks ``decord.AudioReader`` for the same thing in process: decord links libav, so decoding,
+libswresample's resampler and its downmix matrix are the ones the CLI uses. Two measured
+differences, both from the output sample format (the CLI writes s16, decord float):
+
+* a stereo file comes out as ``(L + R) / sqrt(2)``; the CLI's s16 output normalises the matrix to
+  ``(L + R) / 2``. Whisper thus hears stereo 3 dB louder here (+0.038 on its normalised log-mel
+  scale before the floor); mono files, most speech recordings, are unaffected. decord 0.6 cannot
+  report the source channel count, and its ``mono=False`` output is corrupt for planar
+  multichannel codecs (AAC, MP3), so the level is left as decoded.
+* samples are not quantised to 16 bits nor clipped to [-1, 1).
+
+Whisper looks at one 30-second window, so only the first :data:`WINDOW_SAMPLES` samples are kept;
+the file's full duration is recorded. Decoding is bounded: audio longer than
+:data:`MAX_SECONDS` is refused. decord decodes a whole track when it opens it, so a file larger
+than :data:`PROBE_ABOVE_BYTES` is first decoded at :data:`PROBE_RATE` Hz (about 1/160 of the
+memory) to learn its length before the real decode.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import anymodal
+
+#: Whisper's sample rate and window (``whisper.audio.SAMPLE_RATE`` / ``N_SAMPLES``; a test
+#: checks they agree, this module stays free of the torch import that whisper brings).
+SAMPLE_RATE = 16000
+WINDOW_SECONDS = 30
+WINDOW_SAMPLES = WINDOW_SECONDS * SAMPLE_RATE
+
+#: The longest audio the loader decodes. The encoder sees 30 s; an hour is far beyond any useful
+#: input and keeps a stray multi-hour file from filling memory.
+MAX_SECONDS = 3600.0
+
+#: Files larger than this have their length probed at a low rate before the real decode. Below it
+#: even an 8 kbit/s stream lasts about an hour, so the real decode is cheap whatever the content.
+PROBE_ABOVE_BYTES = 4 * 2**20
+PROBE_RATE = 100
+
+#: Audio files, and video containers whose sound track is used. ``plugin.FILE_KINDS`` repeats
+#: this list so that registering costs no numpy import; a test checks the two agree.
+FILE_KINDS = (".wav", ".flac", ".ogg", ".opus", ".mp3", ".m4a", ".mp4", ".mkv", ".webm", ".mov", ".avi")
+
+
+@dataclass(frozen=True)
+class DecodedSpeech:
+    """A decoded file: ``samples`` is float32 ``[n]`` at 16 kHz mono, at most its first 30 s;
+    ``duration`` is the whole file's length in seconds."""
+
+    samples: np.ndarray
+    duration: float
+    path: Path
+
+    @property
+    def truncated(self) -> bool:
+        """Whether the file is longer than the 30 s the encoder sees."""
+        return self.duration * SAMPLE_RATE > WINDOW_SAMPLES
+
+
+def load_speech(path: str | Path) -> DecodedSpeech:
+    """Decode ``path`` to 16 kHz mono and keep its first 30 seconds.
+
+    Raises :class:`anymodal.InputError` naming the file when it is missing, empty, of a kind not in
+    :data:`FILE_KINDS`, corrupt, without an audio stream, holds no samples or non-finite ones, or
+    lasts longer than :data:`MAX_SECONDS`.
+    """
+    # The runtime checked the file already; checking again costs a stat and keeps direct callers
+    # safe. The size limit is the runtime's (model.max_input_mb), so none is applied here.
+    file = anymodal.check_input_file(path, FILE_KINDS, modality="speech", max_mb=math.inf)
+    if file.stat().st_size > PROBE_ABOVE_BYTES:
+        probed = _decode(file, PROBE_RATE)
+        if probed.shape[1] > MAX_SECONDS * PROBE_RATE:
+            raise _too_long(file, probed.shape[1] / PROBE_RATE)
+        del probed
+    reader = _decode(file, SAMPLE_RATE)
+    total = int(reader.shape[1])
+    if total == 0:
+        raise anymodal.InputError(f"speech file holds no samples: {file}", hint="re-export the recording")
+    if total > MAX_SECONDS * SAMPLE_RATE:
+        raise _too_long(file, total / SAMPLE_RATE)
+    # Slice rather than reader[:]: decord builds a Python list of every index it returns.
+    window = reader[0 : min(total, WINDOW_SAMPLES)].asnumpy()
+    samples = np.ascontiguousarray(window, dtype=np.float32).reshape(-1)
+    if not np.isfinite(samples).all():
+        raise anymodal.InputError(
+            f"speech file decodes to non-finite samples (NaN or inf): {file}",
+            hint="re-export the recording, e.g. as 16-bit wav",
+        )
+    return DecodedSpeech(samples, total / SAMPLE_RATE, file)
+
+
+def _decode(file: Path, rate: int) -> Any:
+    """An opened ``decord.AudioReader`` (the whole track decoded) at ``rate`` Hz mono."""
+    import decord
+
+    decord.logging.set_level(decord.logging.QUIET)  # ffmpeg's own log lines would duplicate ours
+    try:
+        return decord.AudioReader(str(file), sample_rate=rate, mono=True)
+    except (decord.DECORDError, RuntimeError, OSError, ValueError) as error:
+        message = str(error)
+        if "find audio stream" in message:
+            raise anymodal.InputError(
+                f"speech file has no audio stream: {file}",
+                hint="pass a recording with a sound track (is it an audio or video file at all?)",
+            ) from error
+        # decord's bare "Error reading <file>..." comes from a stream that yields no samples.
+        reason = "no decodable audio in it" if message.startswith("Error reading") else _one_line(error)
+        raise anymodal.InputError(
+            f"speech file cannot be decoded: {file} ({reason})",
+            hint=f"check that it is a valid {file.suffix.lower() or 'audio'} file, or re-export it as wav",
+        ) from error
+
+
+def _too_long(file: Path, seconds: float) -> anymodal.InputError:
+    return anymodal.InputError(
+        f"speech file is too long: {file} lasts {seconds:.0f} s, the limit is {MAX_SECONDS:g} s",
+        hint=f"Whisper's encoder hears the first {WINDOW_SECONDS} s only; cut the part you want to ask about",
+    )
+
+
+def _one_line(error: BaseException) -> str:
+    """The last non-empty line of a library's message, without decord's ``[time] file:line:`` prefix."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    text = lines[-1] if lines else type(error).__name__
+    if text.startswith("["):
+        text = text.split("] ", 1)[-1]
+        text = text.split(": ", 1)[-1] if ".cc:" in text.split(": ", 1)[0] else text
+    if text.startswith("ERROR opening:") and ", " in text:
+        text = text.rsplit(", ", 1)[-1]  # "ERROR opening: <path>, <libav's reason>": the path is ours
+    return text
