@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
 import soundfile
@@ -17,6 +16,7 @@ from anymodal.cli import cli
 from anymodal.config import load_config
 from anymodal.plugins import load_registry, set_registry
 from anymodal.testing import TINY_IMAGEBIND, save_tiny_llm
+from anymodal.testing.media import write_video
 
 MODALITIES = ("image", "video", "audio", "depth", "thermal", "imu")
 
@@ -30,13 +30,7 @@ def media(tmp_path_factory) -> dict[str, Path]:
         for name, ext in zip(MODALITIES, ("png", "mp4", "wav", "png", "png", "npy"), strict=True)
     }
     Image.fromarray(rng.integers(0, 255, (120, 160, 3), dtype=np.uint8)).save(files["image"])
-    with av.open(str(files["video"]), "w") as container:
-        stream = container.add_stream("mpeg4", rate=10)
-        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
-        for index in range(25):
-            frame = np.full((48, 64, 3), index * 10, dtype=np.uint8)
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
-        container.mux(stream.encode())
+    write_video(files["video"], frames=25)
     tone = 0.3 * np.sin(2 * np.pi * 440 * np.arange(48000) / 16000)
     soundfile.write(files["audio"], tone.astype(np.float32), 16000)
     Image.fromarray(rng.integers(500, 5000, (60, 80), dtype=np.uint16)).save(files["depth"])

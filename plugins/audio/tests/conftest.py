@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
+
+from anymodal.testing import media
 
 AudioWriter = Callable[..., Path]
 
@@ -35,50 +38,13 @@ def peak_frequency() -> Callable[[np.ndarray, int], float]:
 
 @pytest.fixture
 def write_av(tmp_path: Path) -> AudioWriter:
-    """Write ``[channels, samples]`` audio with PyAV (``codec`` into ``name``), optionally with a
-    small video stream; ``audio=None`` writes a video without an audio stream. Skips when PyAV or
-    the codec is missing from this build."""
-    av = pytest.importorskip("av", reason="PyAV (the test extra) writes the mp3/mp4 fixtures")
+    """``write(name, audio, rate, codec, video_seconds)``: anymodal.testing.media.write_av into
+    ``tmp_path``, skipping the test when this PyAV build lacks a codec."""
 
-    def write(
-        name: str,
-        audio: np.ndarray | None,
-        rate: int = 44100,
-        codec: str = "aac",
-        video_seconds: float = 0.0,
-    ) -> Path:
-        for needed in [codec] * (audio is not None) + ["mpeg4"] * (video_seconds > 0):
-            try:
-                av.codec.Codec(needed, "w")
-            except Exception:  # PyAV raises different classes across versions for a missing codec
-                pytest.skip(f"this PyAV build has no {needed} encoder")
-        path = tmp_path / name
-        container = av.open(str(path), "w")
-        video = None
-        if video_seconds > 0:
-            video = container.add_stream("mpeg4", rate=10)
-            video.width, video.height, video.pix_fmt = 32, 32, "yuv420p"
-        if audio is not None:
-            layout = "mono" if audio.shape[0] == 1 else "stereo"
-            stream = container.add_stream(codec, rate=rate)
-            stream.layout = layout
-            step = stream.codec_context.frame_size or 1024
-            for start in range(0, audio.shape[1], step):
-                chunk = np.ascontiguousarray(audio[:, start : start + step], dtype=np.float32)
-                frame = av.AudioFrame.from_ndarray(chunk, format="fltp", layout=layout)
-                frame.sample_rate, frame.pts = rate, start
-                for packet in stream.encode(frame):
-                    container.mux(packet)
-            for packet in stream.encode(None):
-                container.mux(packet)
-        if video is not None:
-            black = np.zeros((32, 32, 3), dtype=np.uint8)
-            for _ in range(int(video_seconds * 10)):
-                for packet in video.encode(av.VideoFrame.from_ndarray(black, format="rgb24")):
-                    container.mux(packet)
-            for packet in video.encode(None):
-                container.mux(packet)
-        container.close()
-        return path
+    def write(name: str, audio: np.ndarray | None, *args: Any, **options: Any) -> Path:
+        try:
+            return media.write_av(tmp_path / name, audio, *args, **options)
+        except media.MissingCodec as missing:
+            pytest.skip(str(missing))
 
     return write
