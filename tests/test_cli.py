@@ -30,8 +30,8 @@ def runner() -> CliRunner:
 
 
 @pytest.fixture
-def with_toy():
-    set_registry(load_registry(plugins=[toy]))
+def with_toy(use_plugins):
+    use_plugins(toy)
 
 
 @pytest.fixture(scope="module")

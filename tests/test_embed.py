@@ -12,14 +12,13 @@ from click.testing import CliRunner
 from safetensors.torch import save_file
 
 from anymodal.cli import cli
-from anymodal.plugins import load_registry, set_registry
 from anymodal.testing import toy
 from anymodal.testing.toy_encoder import ToyEncoder
 
 
 @pytest.fixture(autouse=True)
-def with_toy():
-    set_registry(load_registry(plugins=[toy]))
+def with_toy(use_plugins):
+    use_plugins(toy)
 
 
 def npy(path: Path, seed: int) -> Path:

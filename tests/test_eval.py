@@ -25,7 +25,6 @@ from anymodal.evaluate import (
     normalise_answer,
     summarise,
 )
-from anymodal.plugins import load_registry, set_registry
 from anymodal.runtime import AnyModalModel, PreparedInput
 from anymodal.testing import save_scripted_llm, toy
 
@@ -239,9 +238,9 @@ def scripted_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(autouse=True)
-def toy_registry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def toy_registry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, use_plugins) -> None:
     monkeypatch.setenv("ANYMODAL_HOME", str(tmp_path / "home"))
-    set_registry(load_registry(plugins=[toy]))  # tests/conftest.py resets it after each test
+    use_plugins(toy)
 
 
 def test_eval_scores_a_scripted_model(

@@ -3,15 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
-
-from anymodal.testing import media
-
-AudioWriter = Callable[..., Path]
 
 
 def make_tone(seconds: float, rate: int, freq: float = 440.0, amplitude: float = 0.5) -> np.ndarray:
@@ -34,17 +28,3 @@ def tone() -> Callable[..., np.ndarray]:
 @pytest.fixture
 def peak_frequency() -> Callable[[np.ndarray, int], float]:
     return find_peak_frequency
-
-
-@pytest.fixture
-def write_av(tmp_path: Path) -> AudioWriter:
-    """``write(name, audio, rate, codec, video_seconds)``: anymodal.testing.media.write_av into
-    ``tmp_path``, skipping the test when this PyAV build lacks a codec."""
-
-    def write(name: str, audio: np.ndarray | None, *args: Any, **options: Any) -> Path:
-        try:
-            return media.write_av(tmp_path / name, audio, *args, **options)
-        except media.MissingCodec as missing:
-            pytest.skip(str(missing))
-
-    return write

@@ -11,8 +11,6 @@ import numpy as np
 import pytest
 from anymodal_speech.testing import save_whisper_checkpoint, tiny_whisper
 
-from anymodal.testing import media
-
 MediaWriter = Callable[..., Path]
 
 
@@ -53,19 +51,5 @@ def write_soundfile(tmp_path: Path) -> MediaWriter:
         path = tmp_path / name
         soundfile.write(path, np.ascontiguousarray(np.atleast_2d(audio).T), rate, subtype=subtype)
         return path
-
-    return write
-
-
-@pytest.fixture
-def write_av(tmp_path: Path) -> MediaWriter:
-    """``write(name, audio, rate, codec, video_seconds)``: anymodal.testing.media.write_av into
-    ``tmp_path``, skipping the test when this PyAV build lacks a codec."""
-
-    def write(name: str, audio: np.ndarray | None, *args: Any, **options: Any) -> Path:
-        try:
-            return media.write_av(tmp_path / name, audio, *args, **options)
-        except media.MissingCodec as missing:
-            pytest.skip(str(missing))
 
     return write
