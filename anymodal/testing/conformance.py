@@ -113,6 +113,9 @@ class PluginConformance:
     @pytest.fixture(scope="class")
     @classmethod
     def spec(cls, registry: Registry, modality: str) -> ModalitySpec:
+        if modality not in registry.modalities:
+            failed = "; ".join(f"{p.label}: {p.error}" for p in registry.failed) or "none failed"
+            pytest.fail(f"modality {modality!r} did not register (plugins that failed: {failed})")
         return registry.modalities[modality]
 
     @pytest.fixture(scope="class")
@@ -150,9 +153,18 @@ class PluginConformance:
     @pytest.fixture(scope="class")
     @classmethod
     def chat_config(
-        cls, workdir: Path, registry: Registry, modality: str, block: dict[str, Any], llms: dict[str, Path]
+        cls,
+        workdir: Path,
+        registry: Registry,
+        spec: ModalitySpec,
+        block: dict[str, Any],
+        llms: dict[str, Path],
     ) -> Any:
-        return _load(workdir / "chat.yaml", registry, _model_section(llms["scripted"], modality, block))
+        if "hf" not in registry.bridges:
+            pytest.fail(
+                "the chat and training checks run a tiny LLM through anymodal-hf: pip install anymodal-hf"
+            )
+        return _load(workdir / "chat.yaml", registry, _model_section(llms["scripted"], spec.name, block))
 
     @pytest.fixture(scope="class")
     @classmethod
@@ -164,11 +176,14 @@ class PluginConformance:
     # --- registration and metadata ----------------------------------------------------------
 
     def test_declares_the_contract_and_registers_cleanly(
-        self, plugin_module: ModuleType, registry: Registry, modality: str
+        self, plugin_module: ModuleType, spec: ModalitySpec, registry: Registry
     ) -> None:
         assert getattr(plugin_module, "ANYMODAL_CONTRACT", None) == anymodal.CONTRACT_VERSION
-        owner = registry.owners[("modality", modality)]
-        assert owner.status == "ok", f"{owner.label} failed to register: {owner.error}\n{owner.traceback}"
+        owner = registry.owners[("modality", spec.name)]
+        assert owner.status == "ok" and owner.name in (
+            plugin_module.__name__,
+            *_entry_point_names(self.plugin),
+        )
 
     def test_spec_metadata(self, registry: Registry, spec: ModalitySpec, modality: str) -> None:
         assert spec.description.strip(), f"modality {modality!r} needs a description (shown in chat --help)"
@@ -183,7 +198,7 @@ class PluginConformance:
         registry.get("projector", spec.default_projector)
 
     def test_installed_distribution_has_the_entry_point(self, plugin_module: ModuleType) -> None:
-        found = [ep for ep in metadata.entry_points(group=ENTRY_POINT_GROUP) if ep.value == self.plugin]
+        found = _entry_points_of(self.plugin)
         if not found:
             pytest.skip(
                 f"no installed distribution has an {ENTRY_POINT_GROUP!r} entry point for {self.plugin}"
@@ -355,6 +370,14 @@ class PluginConformance:
         for name, value in encoder.state_dict().items():
             assert torch.equal(value, frozen[name]), f"encoder weight {name} changed; encoders stay frozen"
         assert (result.last_checkpoint / "projectors" / f"{modality}.safetensors").is_file()
+
+
+def _entry_points_of(module: str) -> list[metadata.EntryPoint]:
+    return [ep for ep in metadata.entry_points(group=ENTRY_POINT_GROUP) if ep.value == module]
+
+
+def _entry_point_names(module: str) -> list[str]:
+    return [ep.name for ep in _entry_points_of(module)]
 
 
 def _model_section(llm: Path, modality: str, block: dict[str, Any]) -> dict[str, Any]:
