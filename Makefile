@@ -34,8 +34,13 @@ lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+# Each distribution's root on MYPYPATH, so a plugin's imports of its own modules are checked, not Any.
+DIST_ROOTS := $(patsubst %/pyproject.toml,%,$(PACKAGES))
+empty :=
+space := $(empty) $(empty)
+
 typecheck: setup
-	$(BIN)/mypy anymodal benchmarks $(dir $(wildcard bridges/*/anymodal_*/__init__.py plugins/*/anymodal_*/__init__.py))
+	MYPYPATH=$(subst $(space),:,$(DIST_ROOTS)) $(BIN)/mypy anymodal benchmarks $(dir $(wildcard bridges/*/anymodal_*/__init__.py plugins/*/anymodal_*/__init__.py))
 
 test: lint typecheck
 	$(BIN)/pytest -q $(PYTEST_ARGS)
