@@ -47,18 +47,20 @@ import anymodal
 from anymodal.plugins import ENTRY_POINT_GROUP, Registry, load_registry
 from anymodal.specs import ModalitySpec
 from anymodal.testing.plugins import prepare_file, registered_modality
-from anymodal.testing.tiny import TINY_IMAGEBIND
+from anymodal.testing.tiny import TINY_IMAGEBIND, save_tiny_imagebind
 
 #: What the scripted LLM of the chat check answers, whatever it is asked.
 REPLY = "Seen and understood."
 QUESTION = "What is this?"
 
 
-def default_modality_config(spec: ModalitySpec) -> dict[str, Any]:
+def default_modality_config(spec: ModalitySpec, directory: Path) -> dict[str, Any]:
     """The ``model.modalities.<name>`` block the suite uses unless a plugin says otherwise: the
-    modality's defaults, with ImageBind (the usual default encoder) at :data:`TINY_IMAGEBIND` width."""
+    modality's defaults; ImageBind, the usual default encoder, at :data:`TINY_IMAGEBIND` width and
+    loaded from a checkpoint in the released format written into ``directory``."""
     if spec.default_encoder == "imagebind":
-        return {"encoder": {"options": {"preset": "huge", "config": TINY_IMAGEBIND}}}
+        weights = save_tiny_imagebind(directory / "imagebind_tiny.pth")
+        return {"encoder": {"weights": str(weights), "options": {"preset": "huge", "config": TINY_IMAGEBIND}}}
     return {}
 
 
@@ -90,7 +92,8 @@ class PluginConformance:
         """The ``model.modalities.<modality>`` config block (``encoder``, ``projector``,
         ``preprocess``) for the checks that build a model; keep its encoder small. ``directory``
         is scratch space, e.g. for a tiny checkpoint in the encoder's real format."""
-        return default_modality_config(registered_modality(importlib.import_module(self.plugin), modality))
+        spec = registered_modality(importlib.import_module(self.plugin), modality)
+        return default_modality_config(spec, directory)
 
     # --- parametrisation and fixtures -------------------------------------------------------
 

@@ -27,7 +27,7 @@ TINY_IMAGEBIND: dict[str, Any] = {
     "out_embed_dim": 24,
     **{
         f"{trunk}_{key}": value
-        for trunk in ("vision", "audio", "depth", "thermal", "imu")
+        for trunk in ("vision", "text", "audio", "depth", "thermal", "imu")
         for key, value in (("embed_dim", 16), ("num_blocks", 1), ("num_heads", 2))
     },
 }
@@ -240,6 +240,22 @@ def scripted_llama(
             embedding[token, slot] = 1.0
             head[successor, slot] = 10.0
     return model
+
+
+def save_tiny_imagebind(path: str | os.PathLike[str], seed: int = 0) -> Path:
+    """An ImageBind of :data:`TINY_IMAGEBIND` width with random weights, saved as the released
+    ``imagebind_huge.pth`` is: one flat state dict under ImageBind's own key names. Load it with
+    the encoder options ``{"preset": "huge", "config": TINY_IMAGEBIND}`` and ``weights: path``."""
+    import torch
+
+    from anymodal.encoders.imagebind import ImageBind, ImageBindOptions
+
+    config = ImageBindOptions(config=TINY_IMAGEBIND).image_bind_config()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = ImageBind(config)
+    torch.save(model.state_dict(), path)
+    return Path(path)
 
 
 def _set_special_ids(model: LlamaForCausalLM) -> None:
