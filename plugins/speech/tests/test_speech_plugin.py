@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import importlib.metadata
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import torch
 from anymodal_speech import plugin
 from anymodal_speech.options import WhisperEncoderOptions
-from anymodal_speech.testing import write_wav
+from anymodal_speech.testing import save_whisper_checkpoint, tiny_whisper, write_wav
+from click.testing import CliRunner
 
 import anymodal
+from anymodal.cli import cli
 from anymodal.plugins import load_registry
-from anymodal.testing import prepare_file, registered_modality
+from anymodal.testing import prepare_file, registered_modality, save_scripted_llm
 
 
 def test_entry_point_registers_speech_and_whisper() -> None:
@@ -59,3 +62,26 @@ def test_the_registered_encoder_takes_the_spec_output(tmp_path: Path) -> None:
     assert isinstance(output, anymodal.EncoderOutput)
     assert output.features.shape == (1, 1500, 8)
     torch.testing.assert_close(output.pooled, output.features.mean(dim=1))
+
+
+def test_anymodal_chat_answers_about_a_wav(tmp_path: Path, use_plugins: Callable[..., object]) -> None:
+    """The whole path a user takes: `anymodal chat --speech FILE`, with a tiny Whisper checkpoint
+    in the released format and a scripted LLM whose answer is known."""
+    use_plugins(plugin)
+    save_scripted_llm(tmp_path / "llm", "It sounds calm.")
+    save_whisper_checkpoint(tiny_whisper(), tmp_path / "tiny.pt", half=True)
+    (tmp_path / "anymodal.yaml").write_text(
+        "model:\n  llm: {path: ./llm}\n  template: plain\n  modalities:\n"
+        "    speech: {encoder: {weights: ./tiny.pt}, projector: {options: {num_queries: 4, num_heads: 2}}}\n"
+        "generation: {max_new_tokens: 12}\n"
+    )
+    wav = write_wav(tmp_path / "hello.wav", seconds=2.0)
+    runner = CliRunner()
+    result = runner.invoke(cli, ["chat", "--model", str(tmp_path), "--speech", str(wav), "What did I say?"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == "It sounds calm."
+    broken = tmp_path / "broken.wav"
+    broken.write_bytes(b"RIFF\x00\x00\x00\x00WAVEfmt garbage")
+    failed = runner.invoke(cli, ["chat", "--model", str(tmp_path), "--speech", str(broken), "Hi"])
+    assert failed.exit_code == 1
+    assert failed.stderr.startswith(f"error: speech file cannot be decoded: {broken}")
