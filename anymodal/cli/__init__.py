@@ -141,13 +141,17 @@ def run() -> None:
     # Registered first, so it runs last: the interpreter's final garbage collections then skip the
     # objects torch and transformers leave behind, which took about a second of every command's
     # exit (benchmarks/first_answer.py). Every other exit handler still runs.
-    atexit.register(_freeze_unless_nanobind_loaded)
+    atexit.register(_freeze_heap_at_exit)
     cli.main()
 
 
-def _freeze_unless_nanobind_loaded() -> None:
-    # triton (which torch imports when it is installed, as CUDA builds and openai-whisper install
-    # it) is a nanobind extension, and nanobind prints dozens of "leaked instance" lines at exit
-    # for every object of its own the skipped collections leave alive.
-    if "triton" not in sys.modules:
-        gc.freeze()
+def _freeze_heap_at_exit() -> None:
+    gc.freeze()
+    if "triton" in sys.modules:
+        # torch imports triton when it is installed (CUDA builds and openai-whisper install it).
+        # triton is a nanobind extension, and nanobind reports every object of its own that the
+        # skipped collections leave alive: dozens of "leaked instance" lines after each command.
+        # Nothing of ours is written after this handler, so the rest of shutdown goes unheard.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stderr.fileno())
