@@ -187,3 +187,23 @@ def test_a_large_file_is_measured_at_a_low_rate_before_decoding(
 def test_the_plugin_lists_the_kinds_decode_reads() -> None:
     assert plugin.FILE_KINDS == decode.FILE_KINDS
     assert {f".{name.split('.')[1]}" for name, *_ in FORMATS} == set(decode.FILE_KINDS)
+
+
+def test_samples_are_the_same_without_decords_internal_array(
+    write_soundfile: MediaWriter, make_tone: Tone, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fast path reads decord's decoded array; a decord without it falls back to slicing."""
+    path = write_soundfile("tone.wav", make_tone(31.0, 16000)[None], 16000)
+    fast = load_speech(path).samples
+
+    class WithoutArray:
+        def __init__(self, reader: Any) -> None:
+            self.reader, self.shape = reader, reader.shape
+
+        def __getitem__(self, index: slice) -> Any:
+            return self.reader[index]
+
+    decode_file = decode._decode
+    monkeypatch.setattr(decode, "_decode", lambda file, rate: WithoutArray(decode_file(file, rate)))
+    slow = load_speech(path).samples
+    assert fast.shape == (decode.WINDOW_SAMPLES,) and np.array_equal(fast, slow)
