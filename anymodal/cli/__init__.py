@@ -25,6 +25,11 @@ COMMANDS = {
     "install": ("anymodal.cli.install", "install", "Install plugins with pip, into anymodal's environment."),
     "uninstall": ("anymodal.cli.install", "uninstall", "Uninstall plugins with pip, even broken ones."),
     "config": ("anymodal.cli.config", "config", "Show or validate a configuration."),
+    "convert": (
+        "anymodal.cli.convert",
+        "convert",
+        "Turn released weights of other projects (PandaGPT) into anymodal models.",
+    ),
     "demo-data": (
         "anymodal.cli.demo",
         "demo_data",

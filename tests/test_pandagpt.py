@@ -1,0 +1,221 @@
+"""PandaGPT's released delta, built here in its exact format at toy size: checked, converted, and
+giving the logits of applying the delta by hand with PandaGPT's own prompt recipe."""
+
+from __future__ import annotations
+
+import json
+from collections import OrderedDict
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from click.testing import CliRunner
+from PIL import Image
+from safetensors.torch import load_file
+from transformers import AutoTokenizer, LlamaForCausalLM
+
+from anymodal.cli import cli
+from anymodal.config import load_config
+from anymodal.errors import ModelLoadError
+from anymodal.pandagpt import read_delta
+from anymodal.plugins import load_registry
+from anymodal.processor import Attachment, Turn
+from anymodal.runtime import AnyModalModel, scatter_embeddings
+from anymodal.specs import Message
+from anymodal.testing import TINY_IMAGEBIND, save_tiny_imagebind, tiny_llama, train_bpe_tokenizer
+
+LAYERS, HIDDEN, RANK = 2, 32, 32  # LoRA rank and alpha are PandaGPT's own (32, 32)
+EMBED = TINY_IMAGEBIND["out_embed_dim"]
+
+
+def pandagpt_delta(seed: int = 0) -> OrderedDict[str, torch.nn.Parameter]:
+    """What PandaGPT's save_model writes: every trainable named_parameter, as Parameters, fp16."""
+    generator = torch.Generator().manual_seed(seed)
+    state: OrderedDict[str, torch.nn.Parameter] = OrderedDict()
+
+    def parameter(*shape: int) -> torch.nn.Parameter:
+        return torch.nn.Parameter((0.1 * torch.randn(*shape, generator=generator)).half())
+
+    for layer in range(LAYERS):
+        for module in "qkvo":
+            prefix = f"llama_model.base_model.model.model.layers.{layer}.self_attn.{module}_proj"
+            state[f"{prefix}.lora_A.default.weight"] = parameter(RANK, HIDDEN)
+            state[f"{prefix}.lora_B.default.weight"] = parameter(HIDDEN, RANK)
+    state["llama_proj.weight"] = parameter(HIDDEN, EMBED)
+    state["llama_proj.bias"] = parameter(HIDDEN)
+    return state
+
+
+@pytest.fixture(scope="module")
+def parts(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("pandagpt")
+    tokenizer = train_bpe_tokenizer()
+    # LLaMA-1 shapes: as many key/value heads as query heads, so every LoRA B is [hidden, r].
+    llm = tiny_llama(len(tokenizer), hidden_size=HIDDEN, num_layers=LAYERS, num_heads=4, num_kv_heads=4)
+    llm.save_pretrained(root / "vicuna")
+    tokenizer.save_pretrained(root / "vicuna")
+    torch.save(pandagpt_delta(), root / "pytorch_model.pt")
+    image = root / "photo.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (40, 56, 3), dtype=np.uint8)).save(image)
+    return {
+        "llm": root / "vicuna",
+        "delta": root / "pytorch_model.pt",
+        "imagebind": save_tiny_imagebind(root / "imagebind_huge.pth"),
+        "image": image,
+        "root": root,
+    }
+
+
+@pytest.fixture(scope="module")
+def converted(parts) -> Path:
+    output = parts["root"] / "converted"
+    args = ["--llm", str(parts["llm"]), "--imagebind", str(parts["imagebind"]), "-o", str(output)]
+    result = CliRunner().invoke(cli, ["convert", "pandagpt", str(parts["delta"]), *args])
+    assert result.exit_code == 0, result.output
+    assert result.stderr.startswith(
+        f"PandaGPT delta {parts['delta']}: non-standard (2 layers, hidden 32), LoRA r=32 on q/k/v/o, "
+        "projection 24 -> 32, 17,184 parameters, float16"
+    )
+    return output
+
+
+def test_the_delta_is_read_with_peft_and_projector_names(parts):
+    delta = read_delta(parts["delta"])
+    assert (delta.layers, delta.hidden, delta.rank, delta.embed_dim, delta.dtype) == (
+        2,
+        32,
+        32,
+        24,
+        "float16",
+    )
+    assert sorted(delta.projection) == ["proj.bias", "proj.weight"]
+    assert len(delta.lora) == LAYERS * 4 * 2 and delta.ignored == []
+    assert "base_model.model.model.layers.1.self_attn.v_proj.lora_B.weight" in delta.lora
+    # 7B's real counts (spec 3.6) follow from the same arithmetic: 32 layers, hidden 4096.
+    assert 32 * 4 * (32 * 4096 + 4096 * 32) + 4096 * 1024 + 4096 == 37_752_832
+
+
+def test_conversion_writes_anymodal_files(parts, converted):
+    names = sorted(str(p.relative_to(converted)) for p in converted.rglob("*") if p.is_file())
+    modalities = ["audio", "depth", "image", "imu", "thermal", "video"]
+    assert names == sorted(
+        ["anymodal.yaml", "adapter/adapter_config.json", "adapter/adapter_model.safetensors"]
+        + [f"projectors/{m}.safetensors" for m in modalities]
+    )
+    delta = torch.load(parts["delta"], weights_only=True)
+    projector = load_file(converted / "projectors" / "thermal.safetensors")
+    assert torch.equal(projector["proj.weight"], delta["llama_proj.weight"])
+    adapter = load_file(converted / "adapter" / "adapter_model.safetensors")
+    assert torch.equal(
+        adapter["base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight"],
+        delta["llama_model.base_model.model.model.layers.0.self_attn.q_proj.lora_A.default.weight"],
+    )
+    settings = json.loads((converted / "adapter" / "adapter_config.json").read_text())
+    assert (settings["r"], settings["lora_alpha"], settings["lora_dropout"]) == (32, 32, 0.1)
+    assert settings["target_modules"] == ["q_proj", "k_proj", "v_proj", "o_proj"]
+    config = yaml.safe_load((converted / "anymodal.yaml").read_text())
+    assert (config["model"]["template"], config["model"]["fusion"]) == ("pandagpt", "sum")
+    assert config["model"]["modalities"]["audio"]["encoder"]["options"]["postprocess"] == "normalize"
+    assert "postprocess" not in config["model"]["modalities"]["thermal"]["encoder"]["options"]  # x10 kept
+
+
+def test_logits_equal_the_delta_applied_by_hand(parts, converted):
+    # The converted model, with ImageBind at the width of the checkpoint the test wrote.
+    config = yaml.safe_load((converted / "anymodal.yaml").read_text())
+    for block in config["model"]["modalities"].values():
+        block["encoder"]["options"]["config"] = TINY_IMAGEBIND
+    config["model"].update(device="cpu", dtype="float32")
+    (converted / "tiny.yaml").write_text(yaml.safe_dump(config))
+    registry = load_registry()
+    model = AnyModalModel.from_config(
+        load_config(converted / "tiny.yaml", registry=registry).config.model, registry
+    )
+    prepared = model.prepare("image", parts["image"])
+    question = "What is in this picture?"
+    prompt = model.prompt_processor(registry).process(
+        [Turn(Message("user", question), (Attachment("image", 1),))]
+    )
+    with torch.no_grad():
+        (projected,) = model.encode([prepared])
+        embeds = scatter_embeddings(
+            model.bridge.embed(torch.tensor([prompt.input_ids])), [prompt.slots], [[projected]]
+        )
+        _, ours = model.bridge.forward(embeds, torch.ones(embeds.shape[:2], dtype=torch.long))
+
+        # By hand: W + (alpha / r) B A in every q/k/v/o, and PandaGPT's prepare_generation_embedding.
+        delta = {key: value.float() for key, value in torch.load(parts["delta"], weights_only=True).items()}
+        llm = LlamaForCausalLM.from_pretrained(parts["llm"]).eval()
+        for index, layer in enumerate(llm.model.layers):
+            for module in "qkvo":
+                prefix = f"llama_model.base_model.model.model.layers.{index}.self_attn.{module}_proj"
+                linear = getattr(layer.self_attn, f"{module}_proj")
+                update = delta[f"{prefix}.lora_B.default.weight"] @ delta[f"{prefix}.lora_A.default.weight"]
+                linear.weight += (32 / 32) * update
+        tokenizer = AutoTokenizer.from_pretrained(parts["llm"])
+        image_vector = model.encoders["image"](prepared.tensor.unsqueeze(0)).pooled
+        image_token = image_vector @ delta["llama_proj.weight"].T + delta["llama_proj.bias"]
+        embed = llm.get_input_embeddings()
+
+        def text(piece: str) -> torch.Tensor:
+            return embed(torch.tensor([tokenizer.encode(piece, add_special_tokens=False)]))
+
+        by_hand = torch.cat(
+            [
+                embed(torch.tensor([[1]])),  # BOS, as an embedding
+                text("### Human: <Img>"),
+                image_token.unsqueeze(1),
+                text("</Img> " + question + "\n### Assistant:"),
+            ],
+            dim=1,
+        )
+        theirs = llm(inputs_embeds=by_hand).logits
+    assert ours.shape == theirs.shape
+    torch.testing.assert_close(ours, theirs, rtol=1e-4, atol=1e-5)
+
+
+def save(state: dict, path: Path) -> Path:
+    torch.save(state, path)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("case", "message"),
+    [
+        ("missing", "PandaGPT delta not found"),
+        ("not torch", "cannot read PandaGPT delta"),
+        ("no projection", "has no llama_proj.weight: not a PandaGPT delta"),
+        ("no lora", "holds no LoRA tensors"),
+        ("layer missing", "lacks LoRA tensors for 2 layers, e.g. layer 1 k_proj lora_A"),
+        ("wrong shape", "LoRA tensors do not fit hidden size 32"),
+    ],
+)
+def test_a_bad_delta_is_one_error_naming_the_file(tmp_path: Path, case: str, message: str):
+    path = tmp_path / "pytorch_model.pt"
+    state = pandagpt_delta()
+    if case == "not torch":
+        path.write_text("not a checkpoint")
+    elif case == "no projection":
+        del state["llama_proj.weight"]
+    elif case == "no lora":
+        state = OrderedDict((k, v) for k, v in state.items() if k.startswith("llama_proj"))
+    elif case == "layer missing":
+        del state["llama_model.base_model.model.model.layers.1.self_attn.k_proj.lora_A.default.weight"]
+    elif case == "wrong shape":
+        state["llama_model.base_model.model.model.layers.0.self_attn.q_proj.lora_A.default.weight"] = (
+            torch.nn.Parameter(torch.zeros(RANK, 16))
+        )
+    if case not in ("missing", "not torch"):
+        save(state, path)
+    with pytest.raises(ModelLoadError, match=message) as caught:
+        read_delta(path)
+    assert str(path) in str(caught.value)
+
+
+def test_conversion_leaves_an_existing_directory_alone(parts, tmp_path: Path):
+    (tmp_path / "keep.txt").write_text("mine")
+    args = ["--llm", str(parts["llm"]), "--imagebind", str(parts["imagebind"]), "-o", str(tmp_path)]
+    result = CliRunner().invoke(cli, ["convert", "pandagpt", str(parts["delta"]), *args])
+    assert result.exit_code == 2 and "already exists and is not empty" in result.stderr
+    assert [p.name for p in tmp_path.iterdir()] == ["keep.txt"]
