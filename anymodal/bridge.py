@@ -86,6 +86,13 @@ class Bridge(ABC):
         FSDP) and were gathered elsewhere; None reads the parameters in place.
         """
 
+    def export(self, directory: Path) -> None:
+        """Write the LLM with any LoRA adapter merged into its weights, and its tokenizer, as a plain
+        model directory of this bridge's format (``anymodal export``). The bridge is spent after."""
+        from anymodal.errors import UsageError
+
+        raise UsageError(f"the {type(self).__name__} bridge cannot export a merged model")
+
     def enable_gradient_checkpointing(self) -> None:
         """Recompute activations in the backward pass to save memory (``train.gradient_checkpointing``)."""
         from anymodal.errors import UsageError

@@ -70,12 +70,7 @@ class AnyModalModel(nn.Module):
         """Load the bridge, then build and load every enabled modality's encoder and projector."""
         device = resolve_device(config.device)
         dtype = resolve_dtype(config.dtype, device)
-        settings = LLMSettings(
-            path=resolve_llm_path(config.llm.path),
-            adapter=config.llm.adapter,
-            options=dict(config.llm.options),
-        )
-        bridge = registry.get("bridge", config.llm.bridge).load(settings, device, dtype)
+        bridge = registry.get("bridge", config.llm.bridge).load(llm_settings(config), device, dtype)
         specs, encoders, projectors = {}, {}, {}
         for name, modality_config in config.modalities.items():
             specs[name] = registry.get("modality", name)
@@ -208,6 +203,13 @@ def _groups(keys: Sequence[tuple[Any, ...]]) -> dict[tuple[Any, ...], list[int]]
     for index, key in enumerate(keys):
         groups.setdefault(key, []).append(index)
     return groups
+
+
+def llm_settings(config: ModelConfig) -> LLMSettings:
+    """What the bridge is given to load the model's LLM (``builtin:`` names resolved to paths)."""
+    return LLMSettings(
+        path=resolve_llm_path(config.llm.path), adapter=config.llm.adapter, options=dict(config.llm.options)
+    )
 
 
 def modality_not_enabled(modality: str, enabled: Iterable[str], model: str = "this model") -> UsageError:

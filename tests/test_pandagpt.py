@@ -22,7 +22,7 @@ from anymodal.errors import ModelLoadError
 from anymodal.pandagpt import read_delta
 from anymodal.plugins import load_registry
 from anymodal.processor import Attachment, Turn
-from anymodal.runtime import AnyModalModel, scatter_embeddings
+from anymodal.runtime import AnyModalModel, PreparedInput, scatter_embeddings
 from anymodal.specs import Message
 from anymodal.testing import TINY_IMAGEBIND, save_tiny_imagebind, tiny_llama, train_bpe_tokenizer
 
@@ -121,29 +121,40 @@ def test_conversion_writes_anymodal_files(parts, converted):
     assert "postprocess" not in config["model"]["modalities"]["thermal"]["encoder"]["options"]  # x10 kept
 
 
-def test_logits_equal_the_delta_applied_by_hand(parts, converted):
-    # The converted model, with ImageBind at the width of the checkpoint the test wrote.
+@pytest.fixture(scope="module")
+def tiny_config(converted) -> Path:
+    """The converted model's config, with ImageBind at the width of the checkpoint the test wrote."""
     config = yaml.safe_load((converted / "anymodal.yaml").read_text())
     for block in config["model"]["modalities"].values():
         block["encoder"]["options"]["config"] = TINY_IMAGEBIND
     config["model"].update(device="cpu", dtype="float32")
     (converted / "tiny.yaml").write_text(yaml.safe_dump(config))
+    return converted / "tiny.yaml"
+
+
+QUESTION = "What is in this picture?"
+
+
+def runtime_logits(config: Path, image: Path) -> tuple[torch.Tensor, AnyModalModel, PreparedInput]:
+    """The logits anymodal computes for PandaGPT's prompt about ``image``, with the model and input."""
     registry = load_registry()
-    model = AnyModalModel.from_config(
-        load_config(converted / "tiny.yaml", registry=registry).config.model, registry
-    )
-    prepared = model.prepare("image", parts["image"])
-    question = "What is in this picture?"
-    prompt = model.prompt_processor(registry).process(
-        [Turn(Message("user", question), (Attachment("image", 1),))]
-    )
+    model = AnyModalModel.from_config(load_config(config, registry=registry).config.model, registry)
+    prepared = model.prepare("image", image)
+    turn = Turn(Message("user", QUESTION), (Attachment("image", 1),))
+    prompt = model.prompt_processor(registry).process([turn])
     with torch.no_grad():
         (projected,) = model.encode([prepared])
         embeds = scatter_embeddings(
             model.bridge.embed(torch.tensor([prompt.input_ids])), [prompt.slots], [[projected]]
         )
-        _, ours = model.bridge.forward(embeds, torch.ones(embeds.shape[:2], dtype=torch.long))
+        _, logits = model.bridge.forward(embeds, torch.ones(embeds.shape[:2], dtype=torch.long))
+    return logits, model, prepared
 
+
+def test_logits_equal_the_delta_applied_by_hand(parts, tiny_config):
+    ours, model, prepared = runtime_logits(tiny_config, parts["image"])
+    question = QUESTION
+    with torch.no_grad():
         # By hand: W + (alpha / r) B A in every q/k/v/o, and PandaGPT's prepare_generation_embedding.
         delta = {key: value.float() for key, value in torch.load(parts["delta"], weights_only=True).items()}
         llm = LlamaForCausalLM.from_pretrained(parts["llm"]).eval()
@@ -219,3 +230,29 @@ def test_conversion_leaves_an_existing_directory_alone(parts, tmp_path: Path):
     result = CliRunner().invoke(cli, ["convert", "pandagpt", str(parts["delta"]), *args])
     assert result.exit_code == 2 and "already exists and is not empty" in result.stderr
     assert [p.name for p in tmp_path.iterdir()] == ["keep.txt"]
+
+
+def test_export_merges_the_lora_into_a_plain_llm_with_the_same_logits(parts, tiny_config, tmp_path: Path):
+    output = tmp_path / "exported"
+    result = CliRunner().invoke(cli, ["export", str(tiny_config), "-o", str(output), "--copy-encoders"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == f"exported {tiny_config} to {output}"
+    files = sorted(str(p.relative_to(output)) for p in output.rglob("*") if p.is_file())
+    projectors = [
+        f"projectors/{m}.safetensors" for m in ("audio", "depth", "image", "imu", "thermal", "video")
+    ]
+    assert [f for f in files if not f.startswith("llm/")] == [
+        "anymodal.yaml",
+        "encoders/imagebind_huge.pth",
+        *projectors,
+    ]
+    config = yaml.safe_load((output / "anymodal.yaml").read_text())
+    assert config["model"]["llm"]["path"] == "./llm" and config["model"]["llm"]["adapter"] is None
+    assert config["model"]["modalities"]["audio"]["encoder"]["weights"] == "./encoders/imagebind_huge.pth"
+    merged = LlamaForCausalLM.from_pretrained(output / "llm")  # plain transformers, no PEFT
+    assert not any("lora" in key for key in merged.state_dict())
+    before, _, _ = runtime_logits(tiny_config, parts["image"])
+    after, _, _ = runtime_logits(output / "anymodal.yaml", parts["image"])
+    torch.testing.assert_close(after, before, rtol=1e-4, atol=1e-5)
+    again = CliRunner().invoke(cli, ["export", str(tiny_config), "-o", str(output)])
+    assert again.exit_code == 2 and "already exists and is not empty" in again.stderr

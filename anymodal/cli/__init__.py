@@ -40,6 +40,11 @@ COMMANDS = {
         "new_plugin",
         "Start a modality plugin: loader, encoder, tests, README.",
     ),
+    "export": (
+        "anymodal.cli.export",
+        "export",
+        "Merge a model's LoRA into its LLM and write plain model files.",
+    ),
     "embed": ("anymodal.cli.embed", "embed", "Write encoder embeddings of files (ImageBind space)."),
     "eval": (
         "anymodal.cli.eval",

@@ -159,6 +159,14 @@ class HFBridge(anymodal.Bridge):
         self._model.save_pretrained(str(directory), state_dict=state)
         self.tokenizer.save_pretrained(str(directory))
 
+    def export(self, directory: Path) -> None:
+        """A plain transformers directory: LoRA merged in (PEFT's merge_and_unload), no adapter left."""
+        model = self._model.merge_and_unload() if _is_peft(self._model) else self._model
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        model.save_pretrained(str(directory))
+        self.tokenizer.save_pretrained(str(directory))
+
     def enable_gradient_checkpointing(self) -> None:
         # Non-reentrant checkpointing lets gradients reach the projectors through inputs_embeds.
         # transformers 5 renamed the method; 4.x has only the old name.
