@@ -197,8 +197,9 @@ def adapter_config(delta: PandaGPTDelta, base_model: str) -> dict[str, Any]:
     }
 
 
-def model_config(delta: PandaGPTDelta, llm: str, imagebind: str) -> dict[str, Any]:
-    """The anymodal.yaml of a converted model: PandaGPT-faithful, paths relative to its directory."""
+def model_config(llm: str, imagebind: str, home: str = ".") -> dict[str, Any]:
+    """A PandaGPT-faithful config: the LLM and ImageBind at the paths given, the adapter and the
+    projectors under ``home`` (the converted directory; "." in its own anymodal.yaml)."""
     modalities = {
         name: {
             "optional": True,
@@ -207,13 +208,13 @@ def model_config(delta: PandaGPTDelta, llm: str, imagebind: str) -> dict[str, An
                 "weights": imagebind,
                 "options": {"preset": "huge", **options},
             },
-            "projector": {"name": "linear", "weights": f"./projectors/{name}.safetensors"},
+            "projector": {"name": "linear", "weights": f"{home}/projectors/{name}.safetensors"},
         }
         for name, options in MODALITIES.items()
     }
     return {
         "model": {
-            "llm": {"bridge": "hf", "path": llm, "adapter": "./adapter"},
+            "llm": {"bridge": "hf", "path": llm, "adapter": f"{home}/adapter"},
             "template": "pandagpt",
             "fusion": "sum",
             "modalities": modalities,
@@ -240,7 +241,7 @@ def convert(delta: PandaGPTDelta, output: Path, llm: str, imagebind: str) -> lis
     save_file({k: v.contiguous() for k, v in delta.lora.items()}, str(adapter / "adapter_model.safetensors"))
     (adapter / "adapter_config.json").write_text(json.dumps(adapter_config(delta, llm), indent=2) + "\n")
     written += [adapter / "adapter_model.safetensors", adapter / "adapter_config.json"]
-    config = model_config(delta, llm, imagebind)
+    config = model_config(llm, imagebind)
     header = (
         f"# PandaGPT, converted by `anymodal convert pandagpt` from {delta.path}\n"
         f"# {delta.describe()}\n"

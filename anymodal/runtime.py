@@ -22,6 +22,7 @@ from anymodal.config.device import resolve_device, resolve_dtype
 from anymodal.config.schema import EncoderConfig, ModalityConfig, ModelConfig
 from anymodal.errors import AnymodalError, InputError, UsageError
 from anymodal.inputs import check_input_file
+from anymodal.model_files import check_model_files
 from anymodal.plugins import Registry
 from anymodal.processor import ProcessedPrompt, PromptProcessor, Slot
 from anymodal.specs import EncoderOutput, LLMSettings, ModalitySpec
@@ -67,7 +68,9 @@ class AnyModalModel(nn.Module):
 
     @classmethod
     def from_config(cls, config: ModelConfig, registry: Registry) -> AnyModalModel:
-        """Load the bridge, then build and load every enabled modality's encoder and projector."""
+        """Load the bridge, then build and load every enabled modality's encoder and projector.
+        Every missing weight file is named at once, before anything loads."""
+        check_model_files(config)
         device = resolve_device(config.device)
         dtype = resolve_dtype(config.dtype, device)
         bridge = registry.get("bridge", config.llm.bridge).load(llm_settings(config), device, dtype)

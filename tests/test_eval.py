@@ -355,4 +355,4 @@ def test_a_model_that_does_not_load_is_one_error_line(
     config.write_text("model:\n  llm: {path: ./no-llm}\n  template: plain\n  modalities: {toy: {}}\n")
     assert main(["eval", str(config), "--data", str(dataset)]) == 1
     err = capsys.readouterr().err
-    assert err.count("error: ") == 1 and f"LLM directory not found: {tmp_path / 'no-llm'}" in err
+    assert err.count("error: ") == 1 and f"the model is missing 1 file: {tmp_path / 'no-llm'}" in err

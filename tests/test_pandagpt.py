@@ -12,6 +12,7 @@ import pytest
 import torch
 import yaml
 from click.testing import CliRunner
+from omegaconf import OmegaConf
 from PIL import Image
 from safetensors.torch import load_file
 from transformers import AutoTokenizer, LlamaForCausalLM
@@ -19,7 +20,8 @@ from transformers import AutoTokenizer, LlamaForCausalLM
 from anymodal.cli import cli
 from anymodal.config import load_config
 from anymodal.errors import ModelLoadError
-from anymodal.pandagpt import read_delta
+from anymodal.model_files import check_model_files
+from anymodal.pandagpt import model_config, read_delta
 from anymodal.plugins import load_registry
 from anymodal.processor import Attachment, Turn
 from anymodal.runtime import AnyModalModel, PreparedInput, scatter_embeddings
@@ -28,6 +30,7 @@ from anymodal.testing import TINY_IMAGEBIND, save_tiny_imagebind, tiny_llama, tr
 
 LAYERS, HIDDEN, RANK = 2, 32, 32  # LoRA rank and alpha are PandaGPT's own (32, 32)
 EMBED = TINY_IMAGEBIND["out_embed_dim"]
+PRESETS = Path(__file__).resolve().parents[1] / "configs"
 
 
 def pandagpt_delta(seed: int = 0) -> OrderedDict[str, torch.nn.Parameter]:
@@ -256,3 +259,55 @@ def test_export_merges_the_lora_into_a_plain_llm_with_the_same_logits(parts, tin
     torch.testing.assert_close(after, before, rtol=1e-4, atol=1e-5)
     again = CliRunner().invoke(cli, ["export", str(tiny_config), "-o", str(output)])
     assert again.exit_code == 2 and "already exists and is not empty" in again.stderr
+
+
+@pytest.mark.parametrize("size", ["7b", "13b"])
+def test_the_presets_are_the_converted_config_under_the_weights_directory(size: str):
+    raw = OmegaConf.to_container(OmegaConf.load(PRESETS / f"pandagpt-{size}.yaml"), resolve=False)
+    expected = model_config(
+        f"${{weights:vicuna-{size}-v0}}", "${weights:imagebind_huge.pth}", f"${{weights:pandagpt-{size}}}"
+    )
+    assert isinstance(raw, dict) and raw["model"].pop("weights_help")
+    assert raw == expected
+
+
+def test_a_preset_without_its_files_names_each_and_how_to_get_them(tmp_path, monkeypatch):
+    monkeypatch.setenv("ANYMODAL_HOME", str(tmp_path))
+    weights = tmp_path / "weights"
+    result = CliRunner().invoke(cli, ["chat", "--model", "pandagpt-7b", "Hello"])
+    assert result.exit_code == 1
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith(
+        f"error: the model is missing 9 files: {weights / 'vicuna-7b-v0'} (model.llm.path); "
+        f"{weights / 'pandagpt-7b' / 'adapter'} (model.llm.adapter); {weights / 'imagebind_huge.pth'} "
+        "(model.modalities.image.encoder.weights, model.modalities.video.encoder.weights, "
+    )
+    assert line.endswith(
+        f"(hint: convert PandaGPT's delta into {weights / 'pandagpt-7b'} with `anymodal convert pandagpt "
+        f"pandagpt_7b_max_len_1024/pytorch_model.pt --llm {weights / 'vicuna-7b-v0'} --imagebind "
+        f"{weights / 'imagebind_huge.pth'} -o {weights / 'pandagpt-7b'}`, with Vicuna v0 7B and "
+        "imagebind_huge.pth at those paths; docs/pandagpt.md says where each file comes from)"
+    )
+
+
+def test_a_preset_finds_its_files_once_they_are_in_place(parts, tmp_path, monkeypatch):
+    monkeypatch.setenv("ANYMODAL_HOME", str(tmp_path))
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    (weights / "vicuna-7b-v0").symlink_to(parts["llm"])
+    (weights / "imagebind_huge.pth").symlink_to(parts["imagebind"])
+    args = [
+        "--llm",
+        str(parts["llm"]),
+        "--imagebind",
+        str(parts["imagebind"]),
+        "-o",
+        str(weights / "pandagpt-7b"),
+    ]
+    assert CliRunner().invoke(cli, ["convert", "pandagpt", str(parts["delta"]), *args]).exit_code == 0
+    config = load_config("pandagpt-7b", registry=load_registry()).config.model
+    check_model_files(config)
+    assert config.llm.adapter == str(weights / "pandagpt-7b" / "adapter")
+    assert config.modalities["thermal"].projector.weights == str(
+        weights / "pandagpt-7b" / "projectors" / "thermal.safetensors"
+    )

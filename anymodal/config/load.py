@@ -18,6 +18,10 @@ Where a config comes from (``source``):
 * a Hugging Face model directory (``config.json``, no ``anymodal.yaml``): that LLM, text only,
   every other key at its schema default.
 
+``${weights:<relative path>}`` in a value is that path under anymodal's weights directory,
+``$ANYMODAL_HOME/weights`` (default ``~/.cache/anymodal/weights``); the real-model presets keep
+their files there.
+
 Relative paths (``model.llm.path``, ``model.llm.adapter``, ``*.encoder.weights``,
 ``*.projector.weights``) are resolved against the config file's directory; for presets shipped
 inside anymodal and for values set by an override, against the current directory. See
@@ -39,7 +43,7 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from anymodal.builtin_models import BUILTIN_PREFIX, PACKAGED_MODELS, packaged_path
+from anymodal.builtin_models import BUILTIN_PREFIX, PACKAGED_MODELS, cache_dir, packaged_path
 from anymodal.config.device import device_name_problem
 from anymodal.config.schema import AnymodalConfig
 from anymodal.config.validate import Issue, build, find_issues
@@ -56,6 +60,14 @@ LATEST_CHECKPOINT = "latest"
 #: What a command uses when no model is named: a ``default`` preset of the user's, else DEFAULT_MODEL.
 DEFAULT_PRESET = "default"
 DEFAULT_MODEL = BUILTIN_PREFIX + "demo"
+
+
+def weights_dir(relative: str = "") -> str:
+    """``$ANYMODAL_HOME/weights/<relative>``: the ``${weights:...}`` interpolation of configs."""
+    return str(cache_dir() / "weights" / relative)
+
+
+OmegaConf.register_resolver("weights", weights_dir, replace=True)
 #: Top-level keys with this prefix are YAML anchor holders, dropped on reading (as in Compose files).
 EXTENSION_PREFIX = "x-"
 _PLUGINS_HINT = "run `anymodal plugins` to see what is installed"

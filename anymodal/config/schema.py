@@ -80,6 +80,8 @@ class ModelConfig:
     max_input_mb: float = 2048
     #: Printed when a chat starts (for example: what this model does not know).
     notice: str | None = None
+    #: How to get this model's weight files, said when some are missing (presets set it).
+    weights_help: str | None = None
 
 
 @dataclass

@@ -1,0 +1,55 @@
+"""A model whose weights are missing fails before loading anything, naming every missing file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from anymodal.config import load_config
+from anymodal.errors import ModelLoadError
+from anymodal.model_files import check_model_files, required_files
+from anymodal.plugins import load_registry
+from anymodal.runtime import AnyModalModel
+from anymodal.testing import toy
+
+
+def config_file(tmp_path: Path, extra: str = "") -> Path:
+    file = tmp_path / "model.yaml"
+    file.write_text(
+        "model:\n"
+        "  llm: {path: ./vicuna, adapter: ./adapter}\n"
+        "  modalities:\n"
+        "    toy: {encoder: {weights: ./shared.safetensors}, projector: {weights: ./toy.safetensors}}\n"
+        "    toy_alt: {encoder: {weights: ./shared.safetensors}}\n" + extra
+    )
+    return file
+
+
+def test_every_missing_file_is_named_once_with_its_keys(tmp_path: Path):
+    registry = load_registry(plugins=[toy])
+    file = config_file(tmp_path, '  weights_help: "run anymodal convert pandagpt first"\n')
+    config = load_config(file, registry=registry).config.model
+    with pytest.raises(ModelLoadError) as caught:
+        AnyModalModel.from_config(config, registry)
+    assert str(caught.value) == (
+        f"the model is missing 4 files: {tmp_path / 'vicuna'} (model.llm.path); "
+        f"{tmp_path / 'adapter'} (model.llm.adapter); "
+        f"{tmp_path / 'shared.safetensors'} (model.modalities.toy.encoder.weights, "
+        "model.modalities.toy_alt.encoder.weights); "
+        f"{tmp_path / 'toy.safetensors'} (model.modalities.toy.projector.weights) "
+        "(hint: run anymodal convert pandagpt first)"
+    )
+
+
+def test_files_that_exist_and_hub_ids_pass(tmp_path: Path):
+    registry = load_registry(plugins=[toy])
+    for name in ("vicuna", "adapter"):
+        (tmp_path / name).mkdir()
+    for name in ("shared.safetensors", "toy.safetensors"):
+        (tmp_path / name).write_bytes(b"x")
+    config = load_config(config_file(tmp_path), registry=registry).config.model
+    check_model_files(config)
+    hub = load_config(config_file(tmp_path), ["model.llm.path=lmsys/vicuna-7b-v1.5"], registry=registry)
+    assert ("model.llm.path", "lmsys/vicuna-7b-v1.5") not in required_files(hub.config.model)
+    assert len(required_files(hub.config.model)) == 4
