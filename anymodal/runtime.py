@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -75,10 +75,11 @@ class AnyModalModel(nn.Module):
         dtype = resolve_dtype(config.dtype, device)
         bridge = registry.get("bridge", config.llm.bridge).load(llm_settings(config), device, dtype)
         specs, encoders, projectors = {}, {}, {}
+        shared: dict[Hashable, nn.Module] = {}
         for name, modality_config in config.modalities.items():
             specs[name] = registry.get("modality", name)
             encoders[name], projectors[name] = _build_modality(
-                specs[name], modality_config, bridge.hidden_size, registry
+                specs[name], modality_config, bridge.hidden_size, registry, shared
             )
         model = cls(config, bridge, specs, encoders, projectors)
         model.encoders.to(device=device, dtype=DTYPES[dtype])
@@ -282,10 +283,30 @@ def build_encoder(spec: ModalitySpec, config: EncoderConfig, registry: Registry)
     return encoder.requires_grad_(False).eval()
 
 
+def encoder_key(spec: ModalitySpec, config: EncoderConfig, registry: Registry) -> Hashable | None:
+    """What identifies the modality's encoder among those of one model, when its encoder spec lets
+    modalities share one (``EncoderSpec.share_key``); None when it does not."""
+    encoder_spec = registry.get("encoder", config.name or spec.default_encoder)
+    if encoder_spec.share_key is None:
+        return None
+    return (encoder_spec.name, config.weights, encoder_spec.share_key(spec.name, config.options or None))
+
+
 def _build_modality(
-    spec: ModalitySpec, config: ModalityConfig, llm_dim: int, registry: Registry
+    spec: ModalitySpec,
+    config: ModalityConfig,
+    llm_dim: int,
+    registry: Registry,
+    shared: dict[Hashable, nn.Module],
 ) -> tuple[nn.Module, nn.Module]:
-    encoder = build_encoder(spec, config.encoder, registry)
+    """The modality's encoder (the one already in ``shared`` when its encoder spec says another
+    modality's can serve, else a new one, kept there) and its projector, weights loaded."""
+    key = encoder_key(spec, config.encoder, registry)
+    encoder = shared.get(key) if key is not None else None
+    if encoder is None:
+        encoder = build_encoder(spec, config.encoder, registry)
+        if key is not None:
+            shared[key] = encoder
     projector_spec = registry.get("projector", config.projector.name or spec.default_projector)
     projector = projector_spec.build(encoder.geometry, llm_dim, config.projector.options or None)
     if config.projector.weights:

@@ -6,7 +6,7 @@ and importing a plugin must be cheap. Anything heavy happens inside the callable
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
@@ -86,6 +86,10 @@ class EncoderSpec:
     options: type | None = None
     modalities: tuple[str, ...] = ()  # empty means "any modality"
     description: str = ""
+    #: share_key(modality, options) -> a hashable: modalities of one model whose keys (and weights
+    #: files) are equal use one encoder instance, e.g. ImageBind's vision trunk for image and video.
+    #: None: every modality builds its own.
+    share_key: Callable[[str, Any], Hashable] | None = None
 
 
 @dataclass(frozen=True)

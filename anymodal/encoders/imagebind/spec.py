@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -86,17 +86,30 @@ def build_encoder(modality: str, options: ImageBindOptions | Mapping[str, Any] |
     """The encoder for ``modality``: one ImageBind trunk, randomly initialised until weights load."""
     from anymodal.encoders.imagebind.encoder import ImageBindEncoder
 
-    if not isinstance(options, ImageBindOptions):
-        from anymodal.config.validate import build
+    chosen = _options(options)
+    return ImageBindEncoder(chosen.image_bind_config(), chosen.trunk_for(modality), chosen.postprocess)
 
-        options = build(ImageBindOptions, dict(options or {}))
-    return ImageBindEncoder(options.image_bind_config(), options.trunk_for(modality), options.postprocess)
+
+def share_key(modality: str, options: ImageBindOptions | Mapping[str, Any] | None) -> Hashable:
+    """Modalities on the same trunk, configuration and post-processing (image and video, say) can
+    share one encoder: building it twice would hold ImageBind-huge's 633 M-parameter vision trunk twice."""
+    chosen = _options(options)
+    return (chosen.trunk_for(modality), chosen.image_bind_config(), repr(chosen.postprocess))
+
+
+def _options(options: ImageBindOptions | Mapping[str, Any] | None) -> ImageBindOptions:
+    if isinstance(options, ImageBindOptions):
+        return options
+    from anymodal.config.validate import build
+
+    return build(ImageBindOptions, dict(options or {}))
 
 
 IMAGEBIND_ENCODER = EncoderSpec(
     name="imagebind",
     build=build_encoder,
     options=ImageBindOptions,
+    share_key=share_key,
     description="ImageBind (huge by default): one trunk per modality, official checkpoint keys; "
     "features = trunk tokens, pooled = the post-processed embedding",
 )
