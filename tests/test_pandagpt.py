@@ -311,3 +311,46 @@ def test_a_preset_finds_its_files_once_they_are_in_place(parts, tmp_path, monkey
     assert config.modalities["thermal"].projector.weights == str(
         weights / "pandagpt-7b" / "projectors" / "thermal.safetensors"
     )
+
+
+def test_image_and_video_share_one_vision_trunk(tiny_config):
+    registry = load_registry()
+    model = AnyModalModel.from_config(load_config(tiny_config, registry=registry).config.model, registry)
+    encoders = model.encoders
+    assert encoders["image"] is encoders["video"]  # the same trunk, weights and post-processing
+    assert len({id(encoders[m]) for m in ("image", "audio", "thermal", "depth", "imu")}) == 5
+    apart = load_config(
+        tiny_config, ["model.modalities.video.encoder.options.postprocess=false"], registry=registry
+    )
+    separate = AnyModalModel.from_config(apart.config.model, registry)
+    assert separate.encoders["image"] is not separate.encoders["video"]
+
+
+def test_doctor_counts_each_part_of_a_model(parts, tiny_config):
+    result = CliRunner().invoke(cli, ["doctor", str(tiny_config)])
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("anymodal 0.1.0, Python ")
+    assert lines[1].startswith(f"torch {torch.__version__}")
+    assert any(line.startswith("libraries: torch ") and "decord " in line for line in lines)
+    registry = load_registry()
+    model = AnyModalModel.from_config(load_config(tiny_config, registry=registry).config.model, registry)
+    llm = LlamaForCausalLM.from_pretrained(parts["llm"]).num_parameters()
+    vision = sum(p.numel() for p in model.encoders["image"].parameters())
+    start = lines.index(f"model {tiny_config}: every file is there")
+    assert lines[start + 1] == "weights in float32 on cpu:"
+    parts_said = dict(line.strip().split(": ", 1) for line in lines[start + 2 :])
+
+    def size(count: int) -> str:
+        return f"{count / 1e6:,.1f} M parameters, {count * 4 / 1024**3:.2f} GiB"
+
+    adapter = LAYERS * 4 * 2 * RANK * HIDDEN
+    assert parts_said[f"LLM {parts['llm']}"] == size(llm)
+    assert parts_said[f"adapter {tiny_config.parent / 'adapter'}"] == size(adapter)
+    assert parts_said["image encoder (imagebind)"] == size(vision)
+    assert parts_said["video encoder (imagebind)"] == f"{size(0)}  (the image encoder, shared)"
+    assert parts_said["thermal projector (linear)"] == size(HIDDEN * EMBED + HIDDEN)
+    encoders = sum(
+        sum(p.numel() for p in e.parameters()) for e in {id(e): e for e in model.encoders.values()}.values()
+    )
+    assert parts_said["total"] == size(llm + adapter + encoders + 6 * (HIDDEN * EMBED + HIDDEN))

@@ -45,6 +45,11 @@ COMMANDS = {
         "export",
         "Merge a model's LoRA into its LLM and write plain model files.",
     ),
+    "doctor": (
+        "anymodal.cli.doctor",
+        "doctor",
+        "Check the environment (torch, GPUs, libraries, plugins) and a model's needs.",
+    ),
     "embed": ("anymodal.cli.embed", "embed", "Write encoder embeddings of files (ImageBind space)."),
     "eval": (
         "anymodal.cli.eval",
