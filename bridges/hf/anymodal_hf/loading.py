@@ -44,9 +44,17 @@ class HFOptions:
     revision: str | None = None
     #: "sdpa", "eager", "flash_attention_2", ...; None lets transformers choose.
     attn_implementation: str | None = None
+    #: "8bit" or "4bit" (NF4): the LLM's linear layers quantized by bitsandbytes on a CUDA GPU.
+    quantization: str | None = None
 
 
-_OPTION_TYPES: dict[str, type] = {"trust_remote_code": bool, "revision": str, "attn_implementation": str}
+_OPTION_TYPES: dict[str, type] = {
+    "trust_remote_code": bool,
+    "revision": str,
+    "attn_implementation": str,
+    "quantization": str,
+}
+QUANTIZATIONS = ("8bit", "4bit")
 
 
 def parse_options(options: Mapping[str, Any]) -> HFOptions:
@@ -66,7 +74,38 @@ def parse_options(options: Mapping[str, Any]) -> HFOptions:
                 f"model.llm.options.{key} must be a {expected.__name__}, got {value!r}",
                 hint=f"set model.llm.options.{key} to a {expected.__name__}",
             )
+    quantization = options.get("quantization")
+    if quantization is not None and quantization not in QUANTIZATIONS:
+        raise anymodal.UsageError(
+            f"model.llm.options.quantization must be one of {', '.join(QUANTIZATIONS)}, got {quantization!r}",
+            hint="8bit halves the LLM's memory, 4bit (NF4) quarters it; null keeps full precision",
+        )
     return HFOptions(**{key: value for key, value in options.items() if value is not None})
+
+
+def quantization_config(quantization: str, dtype: torch.dtype, device: torch.device) -> Any:
+    """transformers' BitsAndBytesConfig for ``quantization``; a clear error where it cannot work."""
+    key = f"model.llm.options.quantization={quantization}"
+    if device.type != "cuda":
+        raise anymodal.UsageError(
+            f"{key} needs a CUDA GPU, and the model runs on {device}",
+            hint="run on a GPU (model.device=cuda), or remove model.llm.options.quantization",
+        )
+    import importlib.util
+
+    if importlib.util.find_spec("bitsandbytes") is None:
+        raise anymodal.UsageError(
+            f"{key} needs bitsandbytes, which is not installed",
+            hint="anymodal install bitsandbytes, or remove model.llm.options.quantization",
+        )
+    if quantization == "8bit":
+        return transformers.BitsAndBytesConfig(load_in_8bit=True)
+    return transformers.BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type="nf4",
+        bnb_4bit_use_double_quant=True,
+        bnb_4bit_compute_dtype=dtype,
+    )
 
 
 def resolve_dtype(dtype: str) -> torch.dtype:
@@ -175,6 +214,8 @@ def load_model(
     kwargs[_DTYPE_KWARG] = dtype
     if options.attn_implementation is not None:
         kwargs["attn_implementation"] = options.attn_implementation
+    if options.quantization is not None:
+        kwargs["quantization_config"] = quantization_config(options.quantization, dtype, device)
     if device.type != "cpu":
         # Straight onto the accelerator, without a full copy in host memory first.
         kwargs["device_map"] = {"": device}

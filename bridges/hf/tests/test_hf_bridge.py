@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import shutil
 from pathlib import Path
@@ -9,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 from anymodal_hf.bridge import HFBridge
+from anymodal_hf.loading import quantization_config
 
 import anymodal
 from anymodal.testing import CHATML_TEMPLATE, save_tiny_llm, train_bpe_tokenizer
@@ -108,7 +110,10 @@ def test_unknown_option_key_names_it_and_suggests(tiny_dir: Path) -> None:
     with pytest.raises(anymodal.UsageError) as error:
         load(tiny_dir, options={"trust_remote_cod": True})
     assert_one_line(
-        error, "trust_remote_cod", "did you mean 'trust_remote_code'", "attn_implementation, revision"
+        error,
+        "trust_remote_cod",
+        "did you mean 'trust_remote_code'",
+        "attn_implementation, quantization, revision",
     )
 
 
@@ -200,3 +205,41 @@ def test_right_padding_leaves_real_positions_unchanged(bridge: HFBridge) -> None
     _, batched = bridge.forward(bridge.embed(ids), mask)
     _, alone = bridge.forward(bridge.embed(torch.tensor([short])), torch.ones(1, 3, dtype=torch.long))
     torch.testing.assert_close(batched[0, :3], alone[0])
+
+
+def test_quantization_must_be_8bit_or_4bit(tiny_dir: Path) -> None:
+    with pytest.raises(anymodal.UsageError) as error:
+        load(tiny_dir, options={"quantization": "int8"})
+    assert_one_line(error, "model.llm.options.quantization must be one of 8bit, 4bit, got 'int8'")
+
+
+@pytest.mark.parametrize("quantization", ["8bit", "4bit"])
+def test_quantization_on_the_cpu_says_it_needs_a_gpu(tiny_dir: Path, quantization: str) -> None:
+    with pytest.raises(anymodal.UsageError) as error:
+        load(tiny_dir, options={"quantization": quantization})
+    assert_one_line(
+        error, f"model.llm.options.quantization={quantization} needs a CUDA GPU", "model.device=cuda"
+    )
+
+
+def test_quantization_without_bitsandbytes_says_how_to_install_it() -> None:
+    if importlib.util.find_spec("bitsandbytes") is not None:
+        config = quantization_config("4bit", torch.bfloat16, torch.device("cuda"))
+        assert config.load_in_4bit and config.bnb_4bit_quant_type == "nf4"
+        return
+    with pytest.raises(anymodal.UsageError) as error:
+        quantization_config("8bit", torch.float16, torch.device("cuda"))
+    assert_one_line(error, "needs bitsandbytes, which is not installed", "anymodal install bitsandbytes")
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("quantization", ["8bit", "4bit"])
+def test_a_quantized_llm_loads_and_embeds_on_cuda(tiny_dir: Path, quantization: str) -> None:
+    pytest.importorskip("bitsandbytes")
+    bridge = HFBridge.load(
+        anymodal.LLMSettings(path=str(tiny_dir), options={"quantization": quantization}), "cuda", "bfloat16"
+    )
+    ids = torch.tensor([bridge.tokenize("Hello there")], device=bridge.device)
+    _, logits = bridge.forward(bridge.embed(ids), torch.ones_like(ids))
+    assert logits.shape[:2] == ids.shape and torch.isfinite(logits.float()).all()
