@@ -73,6 +73,7 @@ class Part:
     name: str
     parameters: int | None
     note: str = ""
+    encoder: bool = False
 
 
 def model_parts(loaded: LoadedConfig, registry: Registry) -> list[Part]:
@@ -89,9 +90,9 @@ def model_parts(loaded: LoadedConfig, registry: Registry) -> list[Part]:
         label = f"{name} encoder ({modality.encoder.name})"
         key = encoder_key(registry.modalities[name], modality.encoder, registry)
         if key is not None and key in owners:
-            parts.append(Part(label, 0, f"the {owners[key]} encoder, shared"))
+            parts.append(Part(label, 0, f"the {owners[key]} encoder, shared", encoder=True))
         else:
-            parts.append(Part(label, *_encoder_parameters(name, modality, registry)))
+            parts.append(Part(label, *_encoder_parameters(name, modality, registry), encoder=True))
             if key is not None:
                 owners[key] = name
         weights = modality.projector.weights
@@ -104,7 +105,7 @@ def model_parts(loaded: LoadedConfig, registry: Registry) -> list[Part]:
 
 def memory_lines(loaded: LoadedConfig, registry: Registry) -> Iterator[str]:
     """The missing files and the weights' memory, line by line."""
-    from anymodal.config.device import resolve_device, resolve_dtype
+    from anymodal.config.device import resolve_placement
     from anymodal.model_files import required_files
 
     model = loaded.config.model
@@ -114,19 +115,29 @@ def memory_lines(loaded: LoadedConfig, registry: Registry) -> Iterator[str]:
     )
     for line in missing:
         yield f"  missing {line}"
-    device = resolve_device(model.device)
-    dtype = resolve_dtype(model.dtype, device)
+    place = resolve_placement(model.device, model.dtype, model.encoder_device)
     parts = model_parts(loaded, registry)
-    known = [part.parameters for part in parts if part.parameters is not None]
-    yield f"weights in {dtype} on {device}:"
+    where = f"weights in {place.dtype} on {place.device}"
+    if (place.encoder_device, place.encoder_dtype) != (place.device, place.dtype):
+        where += f", encoders in {place.encoder_dtype} on {place.encoder_device}"
+    yield where + ":"
+    total_bytes, total, unknown = 0, 0, False
     for part in parts:
-        size = "unknown" if part.parameters is None else _size(part.parameters, dtype)
-        yield f"  {part.name}: {size}{'  (' + part.note + ')' if part.note else ''}"
-    yield f"  total: {_size(sum(known), dtype)}{' + unknown parts' if len(known) < len(parts) else ''}"
+        dtype = place.encoder_dtype if part.encoder else place.dtype
+        note = f"  ({part.note})" if part.note else ""
+        if part.parameters is None:
+            unknown = True
+            yield f"  {part.name}: unknown{note}"
+            continue
+        total += part.parameters
+        total_bytes += part.parameters * BYTES[dtype]
+        yield f"  {part.name}: {_size(part.parameters, BYTES[dtype])}{note}"
+    rest = " + unknown parts" if unknown else ""
+    yield f"  total: {total / 1e6:,.1f} M parameters, {total_bytes / GIB:.2f} GiB{rest}"
 
 
-def _size(parameters: int, dtype: str) -> str:
-    return f"{parameters / 1e6:,.1f} M parameters, {parameters * BYTES[dtype] / GIB:.2f} GiB"
+def _size(parameters: int, width: int) -> str:
+    return f"{parameters / 1e6:,.1f} M parameters, {parameters * width / GIB:.2f} GiB"
 
 
 def _version(distribution: str) -> str | None:

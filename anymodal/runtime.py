@@ -18,7 +18,7 @@ from torch import nn
 
 from anymodal.bridge import Bridge
 from anymodal.builtin_models import resolve_llm_path
-from anymodal.config.device import resolve_device, resolve_dtype
+from anymodal.config.device import resolve_placement
 from anymodal.config.schema import EncoderConfig, ModalityConfig, ModelConfig
 from anymodal.errors import AnymodalError, InputError, UsageError
 from anymodal.inputs import check_input_file
@@ -71,9 +71,10 @@ class AnyModalModel(nn.Module):
         """Load the bridge, then build and load every enabled modality's encoder and projector.
         Every missing weight file is named at once, before anything loads."""
         check_model_files(config)
-        device = resolve_device(config.device)
-        dtype = resolve_dtype(config.dtype, device)
-        bridge = registry.get("bridge", config.llm.bridge).load(llm_settings(config), device, dtype)
+        place = resolve_placement(config.device, config.dtype, config.encoder_device)
+        bridge = registry.get("bridge", config.llm.bridge).load(
+            llm_settings(config), place.device, place.dtype
+        )
         specs, encoders, projectors = {}, {}, {}
         shared: dict[Hashable, nn.Module] = {}
         for name, modality_config in config.modalities.items():
@@ -82,8 +83,8 @@ class AnyModalModel(nn.Module):
                 specs[name], modality_config, bridge.hidden_size, registry, shared
             )
         model = cls(config, bridge, specs, encoders, projectors)
-        model.encoders.to(device=device, dtype=DTYPES[dtype])
-        model.projectors.to(device=device, dtype=DTYPES[dtype])
+        model.encoders.to(device=place.encoder_device, dtype=DTYPES[place.encoder_dtype])
+        model.projectors.to(device=place.device, dtype=DTYPES[place.dtype])
         return model
 
     @property
@@ -137,7 +138,10 @@ class AnyModalModel(nn.Module):
         out: list[EncoderOutput | None] = [None] * len(inputs)
         for modality, indices in _groups([(i.modality, tuple(i.tensor.shape)) for i in inputs]).items():
             encoder = self.encoders[modality[0]]
-            param = next(self.projectors[modality[0]].parameters())
+            # The encoder's own place (model.encoder_device may keep it off the LLM's device).
+            param = next(encoder.parameters(), None)
+            if param is None:
+                param = next(self.projectors[modality[0]].parameters())
             batch = torch.stack([inputs[i].tensor for i in indices]).to(param.device)
             if batch.is_floating_point():
                 batch = batch.to(param.dtype)

@@ -219,3 +219,31 @@ def test_an_encoder_without_weights_is_built_the_same_every_time() -> None:
     assert torch.equal(state, torch.get_rng_state())  # the caller's random stream is left alone
     assert first.keys() == second.keys() and all(torch.equal(first[k], second[k]) for k in first)
     assert isinstance(config, EncoderConfig)
+
+
+def test_encoders_run_where_they_are_and_projections_arrive_in_the_llms_place(model, tmp_path):
+    """model.encoder_device keeps encoders away from the LLM: inputs go to the encoder's own device
+    and dtype, its outputs to the projector's. Simulated on the CPU with a bfloat16 encoder."""
+    prepared = model.prepare("toy", write_npy(tmp_path / "x.npy", seed=3))
+    (reference,) = model.encode([prepared])
+    model.encoders["toy"].to(torch.bfloat16)
+    (projected,) = model.encode([prepared])
+    assert projected.dtype == model.bridge.dtype == torch.float32
+    torch.testing.assert_close(projected, reference, rtol=0.05, atol=0.05)
+
+
+def test_encoder_device_is_checked_like_device(tmp_path, llm_dir, registry):
+    with pytest.raises(ConfigError, match=r"model\.encoder_device: 'gpu' is not a device"):
+        load_config(write_config(tmp_path, llm_dir), ["model.encoder_device=gpu"], registry=registry)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_encoders_stay_on_the_cpu_beside_an_llm_on_cuda(tmp_path, llm_dir, registry):
+    overrides = ["model.device=cuda", "model.encoder_device=cpu"]
+    loaded = load_config(write_config(tmp_path, llm_dir), overrides, registry=registry)
+    model = AnyModalModel.from_config(loaded.config.model, registry)
+    assert {p.device.type for p in model.encoders.parameters()} == {"cpu"}
+    assert {p.device.type for p in model.projectors.parameters()} == {"cuda"}
+    (projected,) = model.encode([model.prepare("toy", write_npy(tmp_path / "x.npy", seed=4))])
+    assert projected.device.type == "cuda" and projected.dtype == model.bridge.dtype

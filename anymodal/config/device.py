@@ -12,6 +12,7 @@ prefer bfloat16 or float32 there.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 from anymodal.errors import UsageError
 from anymodal.suggest import did_you_mean
@@ -28,11 +29,12 @@ def device_name_problem(name: str) -> str | None:
     return f"{name!r} is not a device{did_you_mean(name, _KNOWN_DEVICES)}; use auto, cpu, cuda, cuda:N or mps"
 
 
-def resolve_device(name: str) -> str:
-    """``auto`` becomes ``cuda`` when a CUDA GPU is usable, else ``cpu``; others are checked."""
+def resolve_device(name: str, key: str = "model.device") -> str:
+    """``auto`` becomes ``cuda`` when a CUDA GPU is usable, else ``cpu``; others are checked.
+    ``key`` is the config key errors name."""
     problem = device_name_problem(name)
     if problem:
-        raise UsageError(f"model.device: {problem}", hint="set model.device=auto")
+        raise UsageError(f"{key}: {problem}", hint=f"set {key}=auto")
     import torch
 
     if name == "auto":
@@ -40,19 +42,19 @@ def resolve_device(name: str) -> str:
     if name.startswith("cuda"):
         if not torch.cuda.is_available():
             raise UsageError(
-                f"model.device is {name!r} but CUDA is not available here "
+                f"{key} is {name!r} but CUDA is not available here "
                 f"(torch {torch.__version__}, built for CUDA {torch.version.cuda or 'none'})",
-                hint="run on CPU with model.device=cpu, or model.device=auto to pick the GPU when present",
+                hint=f"run on CPU with {key}=cpu, or {key}=auto to pick the GPU when present",
             )
         index = int(name.partition(":")[2] or 0)
         count = torch.cuda.device_count()
         if index >= count:
             raise UsageError(
-                f"model.device is {name!r} but this machine has {count} CUDA device(s)",
-                hint=f"use model.device=cuda:0 ... cuda:{count - 1}",
+                f"{key} is {name!r} but this machine has {count} CUDA device(s)",
+                hint=f"use {key}=cuda:0 ... cuda:{count - 1}",
             )
     if name == "mps" and not torch.backends.mps.is_available():
-        raise UsageError("model.device is 'mps' but Apple MPS is not available", hint="set model.device=cpu")
+        raise UsageError(f"{key} is 'mps' but Apple MPS is not available", hint=f"set {key}=cpu")
     return name
 
 
@@ -78,3 +80,23 @@ def _cuda_bf16() -> bool:
     import torch
 
     return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where a model's parts run, and in which dtype: the LLM and projectors, and the encoders."""
+
+    device: str
+    dtype: str
+    encoder_device: str
+    encoder_dtype: str
+
+
+def resolve_placement(device: str, dtype: str, encoder_device: str) -> Placement:
+    """``model.device``, ``model.dtype`` and ``model.encoder_device`` resolved ("auto" included)."""
+    resolved = resolve_device(device)
+    chosen = resolve_dtype(dtype, resolved)
+    if encoder_device == "auto":
+        return Placement(resolved, chosen, resolved, chosen)
+    encoders = resolve_device(encoder_device, "model.encoder_device")
+    return Placement(resolved, chosen, encoders, resolve_dtype(dtype, encoders))

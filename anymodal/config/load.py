@@ -355,10 +355,11 @@ def _value_issues(data: Mapping[str, Any]) -> list[Issue]:
         value = _get(data, key)
         if isinstance(value, (int, float)) and not isinstance(value, bool) and not ok(value):
             issues.append(Issue(key, f"{key}: {rule}, got {value!r}"))
-    device = _get(data, "model.device")
-    problem = device_name_problem(device) if isinstance(device, str) else None
-    if problem:
-        issues.append(Issue("model.device", f"model.device: {problem}"))
+    for key in ("model.device", "model.encoder_device"):
+        device = _get(data, key)
+        problem = device_name_problem(device) if isinstance(device, str) else None
+        if problem:
+            issues.append(Issue(key, f"{key}: {problem}"))
     for key in ("model.span_open", "model.span_close"):
         span = _get(data, key)
         if isinstance(span, str):

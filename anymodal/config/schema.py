@@ -76,6 +76,9 @@ class ModelConfig:
     device: str = "auto"
     #: "auto": bfloat16 on CUDA, float32 on CPU.
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    #: Where the encoders run: "auto" is model.device; "cpu" keeps them off the GPU (in the dtype
+    #: "auto" gives there), for an LLM that needs all of its memory.
+    encoder_device: str = "auto"
     #: Inputs larger than this many MB are refused.
     max_input_mb: float = 2048
     #: Printed when a chat starts (for example: what this model does not know).
