@@ -26,40 +26,19 @@ from anymodal.plugins import load_registry
 from anymodal.processor import Attachment, Turn
 from anymodal.runtime import AnyModalModel, PreparedInput, scatter_embeddings
 from anymodal.specs import Message
-from anymodal.testing import TINY_IMAGEBIND, save_tiny_imagebind, tiny_llama, train_bpe_tokenizer
+from anymodal.testing import TINY_IMAGEBIND, save_tiny_imagebind
+from anymodal.testing.pandagpt import RANK, save_llama_1, save_pandagpt_delta
 
-LAYERS, HIDDEN, RANK = 2, 32, 32  # LoRA rank and alpha are PandaGPT's own (32, 32)
+LAYERS, HIDDEN = 2, 32  # RANK (and alpha) are PandaGPT's own, 32
 EMBED = TINY_IMAGEBIND["out_embed_dim"]
 PRESETS = Path(__file__).resolve().parents[1] / "configs"
-
-
-def pandagpt_delta(seed: int = 0) -> OrderedDict[str, torch.nn.Parameter]:
-    """What PandaGPT's save_model writes: every trainable named_parameter, as Parameters, fp16."""
-    generator = torch.Generator().manual_seed(seed)
-    state: OrderedDict[str, torch.nn.Parameter] = OrderedDict()
-
-    def parameter(*shape: int) -> torch.nn.Parameter:
-        return torch.nn.Parameter((0.1 * torch.randn(*shape, generator=generator)).half())
-
-    for layer in range(LAYERS):
-        for module in "qkvo":
-            prefix = f"llama_model.base_model.model.model.layers.{layer}.self_attn.{module}_proj"
-            state[f"{prefix}.lora_A.default.weight"] = parameter(RANK, HIDDEN)
-            state[f"{prefix}.lora_B.default.weight"] = parameter(HIDDEN, RANK)
-    state["llama_proj.weight"] = parameter(HIDDEN, EMBED)
-    state["llama_proj.bias"] = parameter(HIDDEN)
-    return state
 
 
 @pytest.fixture(scope="module")
 def parts(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("pandagpt")
-    tokenizer = train_bpe_tokenizer()
-    # LLaMA-1 shapes: as many key/value heads as query heads, so every LoRA B is [hidden, r].
-    llm = tiny_llama(len(tokenizer), hidden_size=HIDDEN, num_layers=LAYERS, num_heads=4, num_kv_heads=4)
-    llm.save_pretrained(root / "vicuna")
-    tokenizer.save_pretrained(root / "vicuna")
-    torch.save(pandagpt_delta(), root / "pytorch_model.pt")
+    save_llama_1(root / "vicuna", layers=LAYERS, hidden=HIDDEN)
+    save_pandagpt_delta(root / "pytorch_model.pt", layers=LAYERS, hidden=HIDDEN, embed_dim=EMBED)
     image = root / "photo.png"
     Image.fromarray(np.random.default_rng(0).integers(0, 255, (40, 56, 3), dtype=np.uint8)).save(image)
     return {
@@ -207,7 +186,7 @@ def save(state: dict, path: Path) -> Path:
 )
 def test_a_bad_delta_is_one_error_naming_the_file(tmp_path: Path, case: str, message: str):
     path = tmp_path / "pytorch_model.pt"
-    state = pandagpt_delta()
+    state = torch.load(save_pandagpt_delta(tmp_path / "good.pt"), weights_only=True)
     if case == "not torch":
         path.write_text("not a checkpoint")
     elif case == "no projection":

@@ -56,6 +56,11 @@ COMMANDS = {
         "eval_command",
         "Accuracy of a model on conversations, per modality and question kind.",
     ),
+    "pull": (
+        "anymodal.cli.pull",
+        "pull",
+        "Download a released model's weights (PandaGPT), verify and prepare them.",
+    ),
     "similarity": ("anymodal.cli.embed", "similarity", "Rank files of one modality against another."),
     "train": (
         "anymodal.cli.train",
