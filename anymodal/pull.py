@@ -1,10 +1,11 @@
 """``anymodal pull PRESET``: fetch a released model's weights into anymodal's weights directory,
 verify them, record them in a manifest, and prepare them the way the preset reads them.
 
-For ``pandagpt-7b`` / ``pandagpt-13b``: ImageBind-huge from Meta's server, PandaGPT's delta from
-the Hugging Face hub (verified against the hub's size and SHA-256), converted with
-:mod:`anymodal.pandagpt`. Vicuna v0 is LLaMA-1 plus a delta and cannot be downloaded as such; give
-its directory with ``--llm`` and it is linked where the preset looks.
+For ``imagebind-huge``: its checkpoint, from Meta's server. For ``pandagpt-7b`` /
+``pandagpt-13b``: that checkpoint and PandaGPT's delta from the Hugging Face hub (verified against
+the hub's size and SHA-256), converted with :mod:`anymodal.pandagpt`. Vicuna v0 is LLaMA-1 plus
+a delta and cannot be downloaded as such; give its directory with ``--llm`` and it is linked where
+the preset looks.
 
 Every file is written as ``<name>.part`` and renamed once complete and verified, so an interrupted
 pull leaves no file that looks whole. ``manifest.json`` in the weights directory records each
@@ -70,10 +71,10 @@ class Recipe:
 
     preset: str
     files: tuple[Remote, ...]
-    delta: str  # the PandaGPT delta among files
-    converted: str  # where the converted model goes
-    llm: str  # where the preset expects the LLM
-    llm_help: str
+    delta: str | None = None  # a PandaGPT delta among files, to convert
+    converted: str | None = None  # where the converted model goes
+    llm: str | None = None  # where the preset expects an LLM no source serves
+    llm_help: str = ""
 
 
 def pandagpt_recipe(size: str, max_len: int | None = None) -> Recipe:
@@ -88,10 +89,7 @@ def pandagpt_recipe(size: str, max_len: int | None = None) -> Recipe:
     delta = f"downloads/pandagpt_{size}_max_len_{chosen}/pytorch_model.pt"
     return Recipe(
         preset=f"pandagpt-{size}",
-        files=(
-            Remote("imagebind_huge.pth", url=IMAGEBIND_URL),
-            Remote(delta, repo=repo, filename="pytorch_model.pt"),
-        ),
+        files=(IMAGEBIND, Remote(delta, repo=repo, filename="pytorch_model.pt")),
         delta=delta,
         converted=f"pandagpt-{size}",
         llm=f"vicuna-{size}-v0",
@@ -102,8 +100,9 @@ def pandagpt_recipe(size: str, max_len: int | None = None) -> Recipe:
     )
 
 
-#: Presets whose weights `anymodal pull` fetches -> the PandaGPT size.
-PULLABLE = {f"pandagpt-{size}": size for size in PANDAGPT_VARIANTS}
+IMAGEBIND = Remote("imagebind_huge.pth", url=IMAGEBIND_URL)
+#: Presets whose weights `anymodal pull` fetches.
+PULLABLE = ("imagebind-huge", *(f"pandagpt-{size}" for size in PANDAGPT_VARIANTS))
 
 
 def recipe_for(preset: str, max_len: int | None = None) -> Recipe:
@@ -114,7 +113,11 @@ def recipe_for(preset: str, max_len: int | None = None) -> Recipe:
             f"anymodal pull knows no preset {preset!r}{did_you_mean(preset, PULLABLE)}",
             hint=f"presets with downloadable weights: {', '.join(PULLABLE)}",
         )
-    return pandagpt_recipe(PULLABLE[preset], max_len)
+    if preset == "imagebind-huge":
+        if max_len is not None:
+            raise UsageError("--max-len chooses a PandaGPT release; imagebind-huge has one file")
+        return Recipe(preset, (IMAGEBIND,))
+    return pandagpt_recipe(preset.removeprefix("pandagpt-"), max_len)
 
 
 def pull(
@@ -155,15 +158,20 @@ def pull(
             write_manifest(weights, manifest)
         else:
             log(f"have {weights / remote.target} (as recorded in {MANIFEST})")
+    if recipe.llm is None:
+        if llm is not None:
+            raise UsageError(f"{recipe.preset} has no LLM; leave out --llm")
+        return []
     if llm is not None:
         _link_llm(weights / recipe.llm, llm)
-    converted = weights / recipe.converted
-    if not (converted / "anymodal.yaml").is_file():
-        from anymodal import pandagpt
+    if recipe.delta is not None and recipe.converted is not None:
+        converted = weights / recipe.converted
+        if not (converted / "anymodal.yaml").is_file():
+            from anymodal import pandagpt
 
-        log(f"converting {weights / recipe.delta} into {converted}")
-        delta = pandagpt.read_delta(weights / recipe.delta)
-        pandagpt.convert(delta, converted, str(weights / recipe.llm), str(weights / "imagebind_huge.pth"))
+            log(f"converting {weights / recipe.delta} into {converted}")
+            delta = pandagpt.read_delta(weights / recipe.delta)
+            pandagpt.convert(delta, converted, str(weights / recipe.llm), str(weights / IMAGEBIND.target))
     if not (weights / recipe.llm / "config.json").is_file():
         return [f"{weights / recipe.llm}: {recipe.llm_help}"]
     return []

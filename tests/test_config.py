@@ -133,7 +133,15 @@ def issues_of(excinfo: pytest.ExceptionInfo[ConfigError]) -> list[str]:
 
 
 def test_shipped_presets_are_the_expected_ones() -> None:
-    expected = ["demo", "hf-llm", "pandagpt-13b", "pandagpt-7b", "train-stage1", "train-stage2"]
+    expected = [
+        "demo",
+        "hf-llm",
+        "imagebind-huge",
+        "pandagpt-13b",
+        "pandagpt-7b",
+        "train-stage1",
+        "train-stage2",
+    ]
     assert [p.stem for p in SHIPPED_PRESETS] == expected
     assert sorted(available_presets()) == expected
 
@@ -203,7 +211,8 @@ def test_unknown_preset_suggests_and_lists_the_available_ones() -> None:
     assert excinfo.value.message == "unknown preset 'defualt' (did you mean 'default'?)"
     assert (
         excinfo.value.hint is not None
-        and "presets: default, demo, hf-llm, pandagpt-13b, pandagpt-7b, train-" in excinfo.value.hint
+        and "presets: default, demo, hf-llm, imagebind-huge, pandagpt-13b, pandagpt-7b, train-"
+        in excinfo.value.hint
     )
 
 

@@ -13,14 +13,18 @@ import json
 import threading
 from pathlib import Path
 
+import numpy as np
 import pytest
+from click.testing import CliRunner
+from PIL import Image
 
+from anymodal.cli import cli
 from anymodal.config import load_config
 from anymodal.errors import AnymodalError, ModelLoadError, UsageError
 from anymodal.model_files import check_model_files
 from anymodal.plugins import load_registry
 from anymodal.pull import MANIFEST, Expected, NetworkFetcher, Remote, pull, recipe_for, verify
-from anymodal.testing import save_tiny_imagebind
+from anymodal.testing import TINY_IMAGEBIND, save_tiny_imagebind
 from anymodal.testing.pandagpt import save_llama_1, save_pandagpt_delta
 
 
@@ -156,3 +160,34 @@ def test_the_network_fetcher_streams_a_url_and_reports_its_length(tmp_path, monk
     assert expected == Expected(5000, None) and (tmp_path / "weights.bin.part").read_bytes() == b"x" * 5000
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     assert not NetworkFetcher().reachable(recipe_for("pandagpt-7b").files[1])
+
+
+def test_imagebind_huge_alone_is_pulled_and_embeds_through_its_preset(released, tmp_path, monkeypatch):
+    monkeypatch.setenv("ANYMODAL_HOME", str(tmp_path))
+    weights = tmp_path / "weights"
+    fake = source(released)
+    assert pull(recipe_for("imagebind-huge"), weights, fake, log=lambda _: None) == []
+    assert fake.fetched == ["https://dl.fbaipublicfiles.com/imagebind/imagebind_huge.pth"]
+    image = tmp_path / "x.png"
+    Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(image)
+    tiny = ["--set", f"model.modalities.image.encoder.options.config={json.dumps(TINY_IMAGEBIND)}"]
+    runner = CliRunner()
+    preset = runner.invoke(cli, ["embed", "--model", "imagebind-huge", *tiny, "--image", str(image)])
+    explicit = runner.invoke(
+        cli,
+        [
+            "embed",
+            *tiny,
+            "--weights",
+            str(released["imagebind"]),
+            "--model",
+            "imagebind-huge",
+            "--image",
+            str(image),
+        ],
+    )
+    assert preset.exit_code == 0, preset.output
+    assert json.loads(preset.stdout) == json.loads(explicit.stdout)
+    assert len(json.loads(preset.stdout)[0]["embedding"]) == TINY_IMAGEBIND["out_embed_dim"]
+    with pytest.raises(UsageError, match="has no LLM"):
+        pull(recipe_for("imagebind-huge"), weights, fake, llm=released["vicuna"], log=lambda _: None)
