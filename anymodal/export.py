@@ -18,7 +18,7 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from anymodal.config import LoadedConfig
-from anymodal.errors import UsageError
+from anymodal.files import check_empty_directory
 from anymodal.plugins import Registry
 
 DTYPES = ("float32", "bfloat16", "float16")
@@ -36,8 +36,7 @@ def export_model(
     """Export the model ``loaded`` describes into ``output`` (absent or empty); return it."""
     from anymodal.runtime import llm_settings
 
-    if output.exists() and (not output.is_dir() or any(output.iterdir())):
-        raise UsageError(f"{output} already exists and is not empty", hint="choose another --output")
+    check_empty_directory(output)
     model = loaded.config.model
     settings = llm_settings(model)
     chosen = checkpoint_dtype(settings.path) if dtype == "auto" else dtype

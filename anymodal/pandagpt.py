@@ -27,7 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from anymodal.errors import ModelLoadError, UsageError
+from anymodal.errors import ModelLoadError
+from anymodal.files import check_empty_directory
 
 if TYPE_CHECKING:
     import torch
@@ -227,8 +228,7 @@ def convert(delta: PandaGPTDelta, output: Path, llm: str, imagebind: str) -> lis
     """Write the model directory ``output`` (absent or empty); return the files written."""
     from safetensors.torch import save_file
 
-    if output.exists() and (not output.is_dir() or any(output.iterdir())):
-        raise UsageError(f"{output} already exists and is not empty", hint="choose another --output")
+    check_empty_directory(output)
     (output / "projectors").mkdir(parents=True)
     (output / "adapter").mkdir()
     written = []

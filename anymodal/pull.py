@@ -15,7 +15,6 @@ fetched again. Without network, the error lists every file with its source and d
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -27,6 +26,7 @@ from typing import Protocol
 from urllib.parse import urlparse
 
 from anymodal.errors import AnymodalError, ModelLoadError, UsageError
+from anymodal.files import atomic_file, file_digest
 
 IMAGEBIND_URL = "https://dl.fbaipublicfiles.com/imagebind/imagebind_huge.pth"
 HUB = "https://huggingface.co"
@@ -139,7 +139,7 @@ def pull(
             manifest[remote.target] = {
                 "source": "placed by hand",
                 "size": path.stat().st_size,
-                "sha256": sha256_of(path),
+                "sha256": file_digest(path),
             }
             write_manifest(weights, manifest)
     needed = [remote for remote in recipe.files if not _recorded(weights, manifest, remote)]
@@ -185,7 +185,7 @@ def verify(recipe: Recipe, weights: Path) -> list[str]:
         path, entry = weights / remote.target, manifest.get(remote.target)
         if entry is None or not path.is_file():
             problems.append(f"{path}: not pulled yet")
-        elif (path.stat().st_size, sha256_of(path)) != (entry["size"], entry["sha256"]):
+        elif (path.stat().st_size, file_digest(path)) != (entry["size"], entry["sha256"]):
             problems.append(
                 f"{path}: differs from what was pulled (size or SHA-256); delete it and pull again"
             )
@@ -207,18 +207,8 @@ def read_manifest(weights: Path) -> dict[str, dict[str, object]]:
 
 
 def write_manifest(weights: Path, manifest: dict[str, dict[str, object]]) -> None:
-    file = weights / MANIFEST
-    temporary = file.with_suffix(".json.part")
-    temporary.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-    os.replace(temporary, file)
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        for chunk in iter(lambda: stream.read(1 << 24), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    with atomic_file(weights / MANIFEST) as temporary:
+        temporary.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
 
 
 def _recorded(weights: Path, manifest: dict[str, dict[str, object]], remote: Remote) -> bool:
@@ -233,7 +223,7 @@ def _fetch(weights: Path, remote: Remote, fetcher: Fetcher) -> dict[str, object]
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(target.name + ".part")
     expected = fetcher.fetch(remote, partial)
-    size, digest = partial.stat().st_size, sha256_of(partial)
+    size, digest = partial.stat().st_size, file_digest(partial)
     wrong = [
         f"{what} {got} where {remote.source} says {want}"
         for what, got, want in (("size", size, expected.size), ("SHA-256", digest, expected.sha256))

@@ -7,7 +7,6 @@ Data flows one way: file -> loader -> preprocessor -> encoder -> projector -> th
 from __future__ import annotations
 
 import functools
-import hashlib
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +20,7 @@ from anymodal.builtin_models import resolve_llm_path
 from anymodal.config.device import resolve_placement
 from anymodal.config.schema import EncoderConfig, ModalityConfig, ModelConfig
 from anymodal.errors import AnymodalError, InputError, UsageError
+from anymodal.files import file_digest
 from anymodal.inputs import check_input_file
 from anymodal.model_files import check_model_files
 from anymodal.plugins import Registry
@@ -259,15 +259,6 @@ def prepare_input(
 def input_key(modality: str, file: Path, options: Mapping[str, Any]) -> str:
     """What identifies a preprocessed input: its modality, file content and preprocessing options."""
     return f"{modality}:{file_digest(file)}:{sorted(options.items())}"
-
-
-def file_digest(file: Path) -> str:
-    """SHA-256 of a file, read in chunks so a large video is never held in memory at once."""
-    digest = hashlib.sha256()
-    with file.open("rb") as stream:
-        for chunk in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def build_encoder(spec: ModalitySpec, config: EncoderConfig, registry: Registry) -> nn.Module:

@@ -15,6 +15,7 @@ from string import Template
 
 from anymodal import __version__
 from anymodal.errors import UsageError
+from anymodal.files import check_empty_directory
 from anymodal.specs import CONTRACT_VERSION
 
 TEMPLATES = Path(__file__).with_name("plugin_template")
@@ -67,11 +68,7 @@ def plugin_names(name: str, description: str | None = None) -> PluginNames:
 
 def create_plugin(names: PluginNames, directory: Path) -> list[Path]:
     """Write the plugin project into ``directory`` (absent or empty); return the files written."""
-    if directory.exists() and (not directory.is_dir() or any(directory.iterdir())):
-        raise UsageError(
-            f"{directory} already exists and is not an empty directory",
-            hint="choose another place with --output, or remove it first",
-        )
+    check_empty_directory(directory)
     values = {key: str(value) for key, value in asdict(names).items()}
     written = []
     for template in sorted(TEMPLATES.rglob("*.tmpl")):

@@ -210,7 +210,7 @@ def test_conversion_leaves_an_existing_directory_alone(parts, tmp_path: Path):
     (tmp_path / "keep.txt").write_text("mine")
     args = ["--llm", str(parts["llm"]), "--imagebind", str(parts["imagebind"]), "-o", str(tmp_path)]
     result = CliRunner().invoke(cli, ["convert", "pandagpt", str(parts["delta"]), *args])
-    assert result.exit_code == 2 and "already exists and is not empty" in result.stderr
+    assert result.exit_code == 2 and "already exists and is not an empty directory" in result.stderr
     assert [p.name for p in tmp_path.iterdir()] == ["keep.txt"]
 
 
@@ -237,7 +237,7 @@ def test_export_merges_the_lora_into_a_plain_llm_with_the_same_logits(parts, tin
     after, _, _ = runtime_logits(output / "anymodal.yaml", parts["image"])
     torch.testing.assert_close(after, before, rtol=1e-4, atol=1e-5)
     again = CliRunner().invoke(cli, ["export", str(tiny_config), "-o", str(output)])
-    assert again.exit_code == 2 and "already exists and is not empty" in again.stderr
+    assert again.exit_code == 2 and "already exists and is not an empty directory" in again.stderr
 
 
 @pytest.mark.parametrize("size", ["7b", "13b"])
