@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from anymodal.cli.outputs import output_directory
+
 
 def convert() -> click.Command:
     @click.group("convert")
@@ -25,13 +27,7 @@ def convert() -> click.Command:
         type=click.Path(path_type=Path, dir_okay=False),
         help="ImageBind-huge's released imagebind_huge.pth.",
     )
-    @click.option(
-        "-o",
-        "--output",
-        required=True,
-        type=click.Path(path_type=Path, file_okay=False),
-        help="Directory to write.",
-    )
+    @output_directory()
     def pandagpt(delta: Path, llm: str, imagebind: Path, output: Path) -> None:
         """PandaGPT's delta DELTA (pytorch_model.pt): its projection becomes a linear projector for
         every ImageBind modality, its LoRA a PEFT adapter, and the config reproduces PandaGPT's

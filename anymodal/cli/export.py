@@ -6,17 +6,13 @@ from pathlib import Path
 
 import click
 
+from anymodal.cli.outputs import output_directory
+
 
 def export() -> click.Command:
     @click.command("export")
     @click.argument("model")
-    @click.option(
-        "-o",
-        "--output",
-        required=True,
-        type=click.Path(path_type=Path, file_okay=False),
-        help="Directory to write.",
-    )
+    @output_directory()
     @click.option(
         "--dtype",
         type=click.Choice(["auto", "float32", "bfloat16", "float16"]),

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from anymodal.cli.outputs import output_directory
 from anymodal.errors import UsageError
 from anymodal.scaffold import create_plugin, plugin_names
 
@@ -13,12 +14,7 @@ from anymodal.scaffold import create_plugin, plugin_names
 def new_plugin() -> click.Command:
     @click.command("new-plugin")
     @click.argument("name")
-    @click.option(
-        "-o",
-        "--output",
-        type=click.Path(path_type=Path, file_okay=False),
-        help="Directory to create (default: ./anymodal-NAME).",
-    )
+    @output_directory(required=False, help="Directory to create (default: ./anymodal-NAME).")
     @click.option("--description", help="One line on what the modality is (shown in chat --help).")
     def command(name: str, output: Path | None, description: str | None) -> None:
         """Write a new modality plugin NAME: pyproject.toml with its entry point, a loader, an
