@@ -92,19 +92,15 @@ def read_delta(path: str | Path) -> PandaGPTDelta:
     """Read and check ``pytorch_model.pt``; a ModelLoadError names the file and what is wrong."""
     import torch
 
+    from anymodal.weights import load_torch_file
+
     file = Path(path).expanduser()
     if not file.is_file():
         raise ModelLoadError(
             f"PandaGPT delta not found: {file}",
             hint="download pytorch_model.pt of openllmplayground/pandagpt_7b_max_len_1024 (or another size)",
         )
-    try:
-        state = torch.load(file, map_location="cpu", weights_only=True, mmap=True)
-    except Exception as error:
-        raise ModelLoadError(
-            f"cannot read PandaGPT delta {file}: {type(error).__name__}: {error}",
-            hint="it should be PandaGPT's released pytorch_model.pt (a torch.save'd dict of tensors)",
-        ) from error
+    state = load_torch_file(file, "PandaGPT delta")
     if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise ModelLoadError(f"{file} is not a dict of tensors, so not a PandaGPT delta")
     missing = [key for key in PROJECTION_KEYS if key not in state]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -11,19 +13,43 @@ from anymodal.errors import ModelLoadError
 from anymodal.state_dicts import state_dict_mismatches
 
 
+def load_torch_file(file: Path, what: str = "weights file") -> Any:
+    """``torch.load(weights_only=True)`` onto the CPU, memory-mapped when the file allows it (the zip
+    format of torch >= 1.6; a legacy file is read whole). A file torch cannot read is a
+    ModelLoadError in one line, naming ``what`` and the file."""
+    try:
+        try:
+            return torch.load(file, map_location="cpu", weights_only=True, mmap=True)
+        except RuntimeError as error:
+            if "mmap" not in str(error):
+                raise
+            return torch.load(file, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        reason = "not a torch checkpoint, or one holding objects other than tensors"
+        raise ModelLoadError(
+            f"cannot read {what} {file}: {reason}", hint="it should be written by torch.save of tensors"
+        ) from error
+    except Exception as error:
+        first = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        raise ModelLoadError(
+            f"cannot read {what} {file}: {type(error).__name__}: {first}",
+            hint="the file may be truncated or corrupt; download it again",
+        ) from error
+
+
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """A state dict from a ``.safetensors`` file or a torch checkpoint (read with weights_only)."""
     file = Path(path).expanduser()
     if not file.is_file():
         raise ModelLoadError(f"weights file not found: {file}", hint="check the path in the config")
-    try:
-        if file.suffix == ".safetensors":
-            from safetensors.torch import load_file
+    if file.suffix == ".safetensors":
+        from safetensors.torch import load_file
 
+        try:
             return load_file(str(file))
-        loaded = torch.load(file, map_location="cpu", weights_only=True, mmap=True)
-    except Exception as error:
-        raise ModelLoadError(f"cannot read weights file {file}: {error}") from error
+        except Exception as error:
+            raise ModelLoadError(f"cannot read weights file {file}: {error}") from error
+    loaded = load_torch_file(file)
     if not isinstance(loaded, dict) or not all(isinstance(v, torch.Tensor) for v in loaded.values()):
         raise ModelLoadError(f"{file} is not a flat state dict of tensors")
     return loaded

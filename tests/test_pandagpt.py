@@ -177,7 +177,7 @@ def save(state: dict, path: Path) -> Path:
     ("case", "message"),
     [
         ("missing", "PandaGPT delta not found"),
-        ("not torch", "cannot read PandaGPT delta"),
+        ("not torch", "cannot read PandaGPT delta .*: not a torch checkpoint"),
         ("no projection", "has no llama_proj.weight: not a PandaGPT delta"),
         ("no lora", "holds no LoRA tensors"),
         ("layer missing", "lacks LoRA tensors for 2 layers, e.g. layer 1 k_proj lora_A"),
@@ -333,3 +333,12 @@ def test_doctor_counts_each_part_of_a_model(parts, tiny_config):
         sum(p.numel() for p in e.parameters()) for e in {id(e): e for e in model.encoders.values()}.values()
     )
     assert parts_said["total"] == size(llm + adapter + encoders + 6 * (HIDDEN * EMBED + HIDDEN))
+
+
+def test_a_delta_in_torchs_legacy_format_reads_the_same(tmp_path: Path, parts):
+    state = torch.load(parts["delta"], weights_only=True)
+    legacy = tmp_path / "legacy.pt"
+    torch.save(state, legacy, _use_new_zipfile_serialization=False)  # cannot be memory-mapped
+    delta, reference = read_delta(legacy), read_delta(parts["delta"])
+    assert delta.lora.keys() == reference.lora.keys()
+    assert all(torch.equal(delta.lora[k], reference.lora[k]) for k in delta.lora)
