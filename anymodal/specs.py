@@ -90,6 +90,10 @@ class EncoderSpec:
     #: files) are equal use one encoder instance, e.g. ImageBind's vision trunk for image and video.
     #: None: every modality builds its own.
     share_key: Callable[[str, Any], Hashable] | None = None
+    #: True when ``build`` works on torch's meta device and the module's ``load_weights(path)``
+    #: then materialises every tensor (``load_state_dict(..., assign=True)``): with a weights
+    #: file, the encoder is built without the random initialisation its weights would replace.
+    meta_load: bool = False
 
 
 @dataclass(frozen=True)

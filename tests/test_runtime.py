@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import types
 from pathlib import Path
 
 import numpy as np
@@ -247,3 +248,56 @@ def test_encoders_stay_on_the_cpu_beside_an_llm_on_cuda(tmp_path, llm_dir, regis
     assert {p.device.type for p in model.projectors.parameters()} == {"cuda"}
     (projected,) = model.encode([model.prepare("toy", write_npy(tmp_path / "x.npy", seed=4))])
     assert projected.device.type == "cuda" and projected.dtype == model.bridge.dtype
+
+
+def test_an_encoder_with_weights_skips_its_random_initialisation(tmp_path, llm_dir, monkeypatch):
+    from anymodal.encoders.imagebind.model import ImageBind
+    from anymodal.testing import TINY_IMAGEBIND, save_tiny_imagebind
+
+    weights = save_tiny_imagebind(tmp_path / "imagebind.pth", seed=5)
+    registry = load_registry()
+    config = tmp_path / "ib.yaml"
+    encoder = {"weights": str(weights), "options": {"config": TINY_IMAGEBIND}}
+    config.write_text(
+        f"model:\n  llm: {{path: {llm_dir}}}\n  modalities:\n    image: {{encoder: {encoder}}}\n"
+    )
+    loaded = load_config(config, registry=registry).config.model
+
+    def refuse(self: ImageBind) -> None:
+        raise AssertionError("random initialisation of an encoder whose weights are given")
+
+    monkeypatch.setattr(ImageBind, "init_weights", refuse)
+    model = AnyModalModel.from_config(loaded, registry)
+    saved = torch.load(weights, weights_only=True)
+    for name, tensor in model.encoders["image"].model.state_dict().items():
+        assert torch.equal(tensor, saved[name]), name
+
+
+def test_a_meta_load_encoder_that_leaves_tensors_unloaded_is_refused(tmp_path, llm_dir):
+    lazy = types.ModuleType("lazy_encoder_plugin")
+    lazy.ANYMODAL_CONTRACT = 1  # type: ignore[attr-defined]
+
+    class Lazy(torch.nn.Module):
+        geometry = anymodal.EncoderGeometry(4, 1, 4)
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.proj = torch.nn.Linear(8, 4)
+
+        def load_weights(self, path: str) -> None:
+            pass  # forgets to assign anything
+
+    @anymodal.hookimpl
+    def register_encoders(register):
+        register(anymodal.EncoderSpec(name="lazy", build=lambda modality, options: Lazy(), meta_load=True))
+
+    lazy.register_encoders = register_encoders  # type: ignore[attr-defined]
+    registry = load_registry(plugins=[toy, lazy])
+    (tmp_path / "w.safetensors").write_bytes(b"")
+    body = f"    toy: {{encoder: {{name: lazy, weights: {tmp_path / 'w.safetensors'}}}}}\n"
+    file = tmp_path / "lazy.yaml"
+    file.write_text(f"model:\n  llm: {{path: {llm_dir}}}\n  modalities:\n{body}")
+    with pytest.raises(
+        ModelLoadError, match=r"the lazy encoder of toy left 2 tensors unloaded .* e\.g\. proj\.weight"
+    ):
+        AnyModalModel.from_config(load_config(file, registry=registry).config.model, registry)

@@ -110,6 +110,7 @@ IMAGEBIND_ENCODER = EncoderSpec(
     build=build_encoder,
     options=ImageBindOptions,
     share_key=share_key,
+    meta_load=True,
     description="ImageBind (huge by default): one trunk per modality, official checkpoint keys; "
     "features = trunk tokens, pooled = the post-processed embedding",
 )

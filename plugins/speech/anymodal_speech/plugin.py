@@ -70,6 +70,7 @@ def register_encoders(register: Callable[..., None]) -> None:
             build=build_encoder,
             options=WhisperEncoderOptions,
             modalities=("speech",),
+            meta_load=True,  # load_weights assigns every tensor from the checkpoint
             description=(
                 "OpenAI Whisper's audio encoder (openai-whisper .pt checkpoints, encoder only): "
                 "features = 1500 frames of 20 ms, pooled = their mean"
