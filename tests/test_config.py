@@ -646,3 +646,14 @@ def test_a_packaged_model_file_that_is_missing_says_to_reinstall(monkeypatch: py
         and "missing from the installed anymodal" in excinfo.value.message
     )
     assert excinfo.value.hint is not None and "reinstall" in excinfo.value.hint
+
+
+def test_a_missing_hf_bridge_says_which_distribution_to_install(tmp_path):
+    config = tmp_path / "model.yaml"
+    config.write_text("model:\n  llm: {path: ./llm}\n")
+    with pytest.raises(ConfigError) as excinfo:
+        load_config(config, registry=load_registry(entry_points=False))
+    assert issues_of(excinfo) == [
+        "model.llm.bridge: bridge 'hf' is not installed: anymodal install anymodal-hf; installed bridges: "
+        "none (run `anymodal plugins` to see what is installed)"
+    ]

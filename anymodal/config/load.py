@@ -45,7 +45,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from anymodal.builtin_models import BUILTIN_PREFIX, PACKAGED_MODELS, cache_dir, packaged_path
 from anymodal.config.device import device_name_problem
-from anymodal.config.schema import AnymodalConfig
+from anymodal.config.schema import AnymodalConfig, LLMConfig
 from anymodal.config.validate import Issue, build, find_issues
 from anymodal.errors import ConfigError, UsageError
 from anymodal.suggest import did_you_mean
@@ -420,8 +420,11 @@ def _drop_uninstalled_optional(data: dict[str, Any], registry: Registry) -> tupl
 def _registry_issues(data: Mapping[str, Any], registry: Registry) -> list[Issue]:
     issues = []
     bridge = _get(data, "model.llm.bridge")
+    bridge = LLMConfig.bridge if bridge is None else bridge  # the default must be installed too
     if isinstance(bridge, str) and bridge not in registry.bridges:
-        issues.append(_unknown("model.llm.bridge", "bridge", bridge, registry.bridges, registry))
+        # The default bridge ships as its own distribution; say which when it is the one missing.
+        what = "bridge 'hf' is not installed: anymodal install anymodal-hf" if bridge == "hf" else None
+        issues.append(_unknown("model.llm.bridge", "bridge", bridge, registry.bridges, registry, what))
     template = _get(data, "model.template")
     if (
         isinstance(template, str)
