@@ -19,6 +19,7 @@ from omegaconf import OmegaConf
 
 from anymodal.config import LoadedConfig
 from anymodal.files import check_empty_directory
+from anymodal.model_files import check_model_files
 from anymodal.plugins import Registry
 
 DTYPES = ("float32", "bfloat16", "float16")
@@ -38,6 +39,7 @@ def export_model(
 
     check_empty_directory(output)
     model = loaded.config.model
+    check_model_files(model)
     settings = llm_settings(model)
     chosen = checkpoint_dtype(settings.path) if dtype == "auto" else dtype
     staging = output.with_name(f".{output.name}.exporting")
