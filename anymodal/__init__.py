@@ -42,7 +42,7 @@ from anymodal.specs import (
     ProjectorSpec,
     TemplateSpec,
 )
-from anymodal.state_dicts import state_dict_mismatches
+from anymodal.state_dicts import load_torch_file, state_dict_mismatches
 
 __version__ = "0.1.0"
 
@@ -76,6 +76,7 @@ __all__ = [
     "clip_starts",
     "hookimpl",
     "load_npy",
+    "load_torch_file",
     "normalize",
     "open_image",
     "resize_short_side",

@@ -92,7 +92,7 @@ def read_delta(path: str | Path) -> PandaGPTDelta:
     """Read and check ``pytorch_model.pt``; a ModelLoadError names the file and what is wrong."""
     import torch
 
-    from anymodal.weights import load_torch_file
+    from anymodal.state_dicts import load_torch_file
 
     file = Path(path).expanduser()
     if not file.is_file():

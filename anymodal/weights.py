@@ -2,39 +2,13 @@
 
 from __future__ import annotations
 
-import pickle
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import nn
 
 from anymodal.errors import ModelLoadError
-from anymodal.state_dicts import state_dict_mismatches
-
-
-def load_torch_file(file: Path, what: str = "weights file") -> Any:
-    """``torch.load(weights_only=True)`` onto the CPU, memory-mapped when the file allows it (the zip
-    format of torch >= 1.6; a legacy file is read whole). A file torch cannot read is a
-    ModelLoadError in one line, naming ``what`` and the file."""
-    try:
-        try:
-            return torch.load(file, map_location="cpu", weights_only=True, mmap=True)
-        except RuntimeError as error:
-            if "mmap" not in str(error):
-                raise
-            return torch.load(file, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as error:
-        reason = "not a torch checkpoint, or one holding objects other than tensors"
-        raise ModelLoadError(
-            f"cannot read {what} {file}: {reason}", hint="it should be written by torch.save of tensors"
-        ) from error
-    except Exception as error:
-        first = str(error).strip().splitlines()[0] if str(error).strip() else ""
-        raise ModelLoadError(
-            f"cannot read {what} {file}: {type(error).__name__}: {first}",
-            hint="the file may be truncated or corrupt; download it again",
-        ) from error
+from anymodal.state_dicts import load_torch_file, state_dict_mismatches
 
 
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:

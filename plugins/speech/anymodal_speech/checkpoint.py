@@ -47,7 +47,7 @@ def read_encoder_checkpoint(path: str | Path) -> WhisperEncoderCheckpoint:
         )
     if not file.is_file():
         raise anymodal.ModelLoadError(f"Whisper checkpoint is not a file: {file}", hint=_FORMAT_HINT)
-    loaded = _torch_load(file)
+    loaded = anymodal.load_torch_file(file, "Whisper checkpoint", hint=_FORMAT_HINT)
     if not isinstance(loaded, Mapping):
         raise anymodal.ModelLoadError(
             f"{file} is not a Whisper checkpoint: it holds a {type(loaded).__name__}, not a dict",
@@ -74,21 +74,6 @@ def read_encoder_checkpoint(path: str | Path) -> WhisperEncoderCheckpoint:
             f"{file}: {_sample(not_tensors)} in 'model_state_dict' are not tensors", hint=_FORMAT_HINT
         )
     return WhisperEncoderCheckpoint(file, dims, encoder_state)
-
-
-def _torch_load(file: Path) -> Any:
-    try:
-        try:
-            return torch.load(file, map_location="cpu", weights_only=True, mmap=True)
-        except RuntimeError as error:
-            if "mmap" not in str(error):
-                raise
-            # Files written with the legacy (pre-zip) serialisation cannot be memory-mapped.
-            return torch.load(file, map_location="cpu", weights_only=True)
-    except Exception as error:  # pickle, zip and torch errors alike mean "not a torch checkpoint"
-        raise anymodal.ModelLoadError(
-            f"{file} is not a readable torch checkpoint ({_first_line(error)})", hint=_FORMAT_HINT
-        ) from error
 
 
 def _read_dims(file: Path, raw: Any) -> AudioDims:
@@ -120,11 +105,6 @@ def _read_dims(file: Path, raw: Any) -> AudioDims:
 
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
 
 
 def _sample(items: list[str], shown: int = 3) -> str:

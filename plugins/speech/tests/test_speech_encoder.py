@@ -97,7 +97,7 @@ BAD_CHECKPOINTS: dict[str, tuple[Callable[[Any, Path], Any], str]] = {
     "directory": (lambda model, path: path.mkdir(), "is not a file"),
     "garbage": (
         lambda model, path: path.write_bytes(b"\x80\x02 not a checkpoint" * 20),
-        "not a readable torch",
+        "cannot read Whisper checkpoint",
     ),
     "a list": (lambda model, path: torch.save([1, 2, 3], path), "holds a list, not a dict"),
     "no dims": (
