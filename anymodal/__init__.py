@@ -4,8 +4,8 @@ This module is the public API: plugins and bridges import only what is listed in
 (and ``anymodal.testing`` in their tests). It imports no torch, so importing a plugin stays cheap.
 """
 
-from anymodal.bridge import Bridge
-from anymodal.errors import (
+from anymodal.contract.bridge import Bridge, BridgeSpec
+from anymodal.contract.errors import (
     AnymodalError,
     ConfigError,
     InputError,
@@ -13,24 +13,9 @@ from anymodal.errors import (
     PluginError,
     UsageError,
 )
-from anymodal.hookspecs import hookimpl
-from anymodal.inputs import check_input_file
-from anymodal.preprocess import (
-    CLIP_MEAN,
-    CLIP_STD,
-    MAX_IMAGE_PIXELS,
-    MAX_NPY_ELEMENTS,
-    center_crop,
-    clip_starts,
-    load_npy,
-    normalize,
-    open_image,
-    resize_short_side,
-    to_tensor,
-)
-from anymodal.specs import (
+from anymodal.contract.hookspecs import hookimpl
+from anymodal.contract.specs import (
     CONTRACT_VERSION,
-    BridgeSpec,
     EncoderGeometry,
     EncoderOutput,
     EncoderSpec,
@@ -42,9 +27,19 @@ from anymodal.specs import (
     ProjectorSpec,
     TemplateSpec,
 )
-from anymodal.state_dicts import load_torch_file, state_dict_mismatches
-
-__version__ = "0.1.0"
+from anymodal.contract.version import __version__
+from anymodal.files.inputs import check_input_file
+from anymodal.files.weights import load_torch_file, state_dict_mismatches
+from anymodal.preprocess.decode import MAX_IMAGE_PIXELS, MAX_NPY_ELEMENTS, load_npy, open_image
+from anymodal.preprocess.transforms import (
+    CLIP_MEAN,
+    CLIP_STD,
+    center_crop,
+    clip_starts,
+    normalize,
+    resize_short_side,
+    to_tensor,
+)
 
 __all__ = [
     "CLIP_MEAN",

@@ -60,12 +60,12 @@ def median_times(run: Callable[[], Iterator[str]], repeats: int) -> tuple[float,
 
 
 def warm(source: str, repeats: int) -> list[tuple[str, float, float, float, float, str]]:
-    from anymodal.chat import ChatSession
     from anymodal.config import load_config
-    from anymodal.plugins import load_registry
-    from anymodal.processor import Attachment, Turn
-    from anymodal.runtime import scatter_embeddings
-    from anymodal.specs import Message
+    from anymodal.contract.registry import load_registry
+    from anymodal.contract.specs import Message
+    from anymodal.runtime.chat import ChatSession
+    from anymodal.runtime.model import scatter_embeddings
+    from anymodal.runtime.processor import Attachment, Turn
 
     registry = load_registry()
     loaded = load_config(source, [], registry)

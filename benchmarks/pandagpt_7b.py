@@ -26,15 +26,15 @@ import torch
 import transformers
 from anymodal_hf.bridge import HFBridge
 
-from anymodal.chat import ChatSession
 from anymodal.config.schema import AnymodalConfig, GenerationSettings, ModalityConfig, ModelConfig
+from anymodal.contract.registry import load_registry
+from anymodal.contract.specs import LoraSettings, Message
 from anymodal.encoders.imagebind.encoder import ImageBindEncoder
 from anymodal.encoders.imagebind.spec import ImageBindOptions
-from anymodal.plugins import load_registry
-from anymodal.processor import Attachment, Turn
 from anymodal.projectors.modules import LinearProjector
-from anymodal.runtime import AnyModalModel, scatter_embeddings
-from anymodal.specs import LoraSettings, Message
+from anymodal.runtime.chat import ChatSession
+from anymodal.runtime.model import AnyModalModel, scatter_embeddings
+from anymodal.runtime.processor import Attachment, Turn
 from anymodal.testing import TINY_IMAGEBIND, train_bpe_tokenizer
 
 IMAGE = Path(__file__).resolve().parents[1] / "examples" / "red_circle.png"

@@ -50,8 +50,8 @@ from PIL import Image, ImageDraw
 
 import anymodal
 from anymodal.config import LoadedConfig, load_config
-from anymodal.plugins import Registry, load_registry
-from anymodal.runtime import AnyModalModel
+from anymodal.contract.registry import Registry, load_registry
+from anymodal.runtime.model import AnyModalModel
 from anymodal.testing import tiny_llama, train_bpe_tokenizer
 from anymodal.train.examples import IGNORE_INDEX
 from anymodal.train.metrics import read_metrics

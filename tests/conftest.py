@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from anymodal.plugins import set_registry
+from anymodal.contract.registry import set_registry
 
 
 @pytest.fixture

@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from anymodal.chat import ChatSession
 from anymodal.config import load_config
-from anymodal.errors import InputError, UsageError
-from anymodal.plugins import load_registry
+from anymodal.contract.errors import InputError, UsageError
+from anymodal.contract.registry import load_registry
+from anymodal.runtime.chat import ChatSession
 from anymodal.testing import save_scripted_llm, toy
 
 REPLY = "It hums softly."
@@ -65,7 +65,7 @@ def test_the_prompt_carries_the_whole_history_with_its_spans(session, tmp_path):
 
 
 def _turn(text):
-    from anymodal.chat import ChatTurn
+    from anymodal.runtime.chat import ChatTurn
 
     return ChatTurn(text, [])
 

@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from anymodal.cli import cli
-from anymodal.plugins import load_registry, set_registry
+from anymodal.contract.registry import load_registry, set_registry
 from anymodal.testing import save_scripted_llm, toy
 
 REPLY = "The toy looks calm."
@@ -205,7 +205,7 @@ def test_a_piped_script_reads_as_a_transcript(scripted_model, tmp_path):
 
 
 def test_ctrl_c_stops_a_reply_not_the_chat(runner, with_toy, scripted_model, monkeypatch):
-    from anymodal.chat import ChatSession
+    from anymodal.runtime.chat import ChatSession
 
     real_ask = ChatSession.ask
     calls = []

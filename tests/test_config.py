@@ -36,7 +36,7 @@ from anymodal.config import (
     resolve_path,
     validate_against,
 )
-from anymodal.plugins import Registry, load_registry
+from anymodal.contract.registry import Registry, load_registry
 
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED_PRESETS = sorted(REPO.glob("configs/*.yaml"))
@@ -104,9 +104,9 @@ class FakePlugin:
 def registry(monkeypatch: pytest.MonkeyPatch) -> Registry:
     # Core's built-in plugin registers projectors and templates of its own; swap it for an empty
     # module so the names here are exactly the fake plugin's.
-    empty = types.ModuleType("anymodal.builtin")
+    empty = types.ModuleType("anymodal.runtime.builtin")
     empty.ANYMODAL_CONTRACT = CONTRACT_VERSION  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "anymodal.builtin", empty)
+    monkeypatch.setitem(sys.modules, "anymodal.runtime.builtin", empty)
     monkeypatch.setattr(anymodal, "builtin", empty, raising=False)
     reg = load_registry(entry_points=False, plugins=[FakePlugin()], strict=True)
     assert sorted(reg.modalities) == ["audio", "image"]
@@ -636,9 +636,9 @@ def test_an_unknown_builtin_model_is_named_with_a_suggestion() -> None:
 
 
 def test_a_packaged_model_file_that_is_missing_says_to_reinstall(monkeypatch: pytest.MonkeyPatch) -> None:
-    import anymodal.builtin_models as builtin_models
+    import anymodal.config.sources as sources
 
-    monkeypatch.setattr(builtin_models, "__file__", "/nonexistent/anymodal/builtin_models.py")
+    monkeypatch.setattr(sources, "__file__", "/nonexistent/anymodal/config/sources.py")
     with pytest.raises(UsageError) as excinfo:
         resolve_path("builtin:demo/llm", Path.cwd())
     assert (

@@ -28,7 +28,7 @@ def npy(path: Path, seed: int) -> Path:
 
 def expected(path: Path) -> torch.Tensor:
     """The toy encoder's pooled vector for a file, computed without anymodal's machinery."""
-    encoder = ToyEncoder(toy.ToyEncoderOptions())
+    encoder = ToyEncoder()
     with torch.no_grad():
         return encoder(torch.from_numpy(np.load(path))[None]).pooled[0]
 
@@ -53,7 +53,7 @@ def test_embed_prints_json_in_input_order(tmp_path):
 def test_embed_writes_npy_and_uses_the_given_weights(tmp_path):
     a = npy(tmp_path / "a.npy", 1)
     weights = tmp_path / "encoder.safetensors"
-    state = ToyEncoder(toy.ToyEncoderOptions()).state_dict()
+    state = ToyEncoder().state_dict()
     save_file({k: torch.zeros_like(v) for k, v in state.items()}, weights)
     out = tmp_path / "vectors.npy"
     result = CliRunner().invoke(

@@ -16,16 +16,10 @@ import pytest
 import torch
 
 from anymodal.cli import main
-from anymodal.errors import UsageError
-from anymodal.evaluate import (
-    exact_match,
-    format_table,
-    judge_reply,
-    load_eval_data,
-    normalise_answer,
-    summarise,
-)
-from anymodal.runtime import AnyModalModel, PreparedInput
+from anymodal.contract.errors import UsageError
+from anymodal.eval.data import load_eval_data
+from anymodal.eval.scoring import exact_match, format_table, judge_reply, normalise_answer, summarise
+from anymodal.runtime.model import AnyModalModel, PreparedInput
 from anymodal.testing import save_scripted_llm, toy
 
 REPLY = "It is red."

@@ -12,8 +12,8 @@ import torch.nn.functional as F
 
 from anymodal import EncoderGeometry, EncoderOutput, UsageError
 from anymodal.config.validate import build
+from anymodal.contract.registry import load_registry
 from anymodal.encoders.imagebind import IMAGEBIND_ENCODER, ImageBind, ImageBindConfig, ImageBindOptions
-from anymodal.plugins import load_registry
 
 SMALL_OVERRIDES = {
     "kernel_size": [2, 8, 8],
@@ -144,7 +144,7 @@ def test_the_spec_module_imports_without_torch():
         "import sys\n"
         "from anymodal.encoders.imagebind.spec import IMAGEBIND_ENCODER, ImageBindOptions\n"
         "ImageBindOptions(config={'vision_embed_dim': 64}).image_bind_config()\n"
-        "import anymodal.builtin\n"
+        "import anymodal.runtime.builtin\n"
         "assert 'torch' not in sys.modules, 'torch was imported'\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)

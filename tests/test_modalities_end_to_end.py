@@ -11,10 +11,10 @@ import soundfile
 from click.testing import CliRunner
 from PIL import Image
 
-from anymodal.chat import ChatSession, ChatTurn
 from anymodal.cli import cli
 from anymodal.config import load_config
-from anymodal.plugins import load_registry, set_registry
+from anymodal.contract.registry import load_registry, set_registry
+from anymodal.runtime.chat import ChatSession, ChatTurn
 from anymodal.testing import TINY_IMAGEBIND, save_tiny_llm
 from anymodal.testing.media import write_video
 

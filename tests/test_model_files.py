@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 
 from anymodal.config import load_config
-from anymodal.errors import ModelLoadError
-from anymodal.model_files import check_model_files, required_files
-from anymodal.plugins import load_registry
-from anymodal.runtime import AnyModalModel
+from anymodal.config.model_files import check_model_files, required_files
+from anymodal.contract.errors import ModelLoadError
+from anymodal.contract.registry import load_registry
+from anymodal.runtime.model import AnyModalModel
 from anymodal.testing import toy
 
 

@@ -30,7 +30,7 @@ def test_presets_are_packaged_as_anymodal_configs():
 
 def test_package_data_covers_the_plugin_templates():
     patterns = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
-    package = ROOT / "anymodal"
-    templates = {p for p in (package / "plugin_template").rglob("*") if p.is_file()}
-    covered = {p for pattern in patterns["anymodal"] for p in package.glob(pattern)}
+    package = ROOT / "anymodal" / "scaffold"
+    templates = {p for p in (package / "template").rglob("*") if p.is_file()}
+    covered = {p for pattern in patterns["anymodal.scaffold"] for p in package.glob(pattern)}
     assert templates and templates <= covered, sorted(str(p) for p in templates - covered)

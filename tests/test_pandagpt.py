@@ -19,13 +19,13 @@ from transformers import AutoTokenizer, LlamaForCausalLM
 
 from anymodal.cli import cli
 from anymodal.config import load_config
-from anymodal.errors import ModelLoadError
-from anymodal.model_files import check_model_files
-from anymodal.pandagpt import model_config, read_delta
-from anymodal.plugins import load_registry
-from anymodal.processor import Attachment, Turn
-from anymodal.runtime import AnyModalModel, PreparedInput, scatter_embeddings
-from anymodal.specs import Message
+from anymodal.config.model_files import check_model_files
+from anymodal.contract.errors import ModelLoadError
+from anymodal.contract.registry import load_registry
+from anymodal.contract.specs import Message
+from anymodal.models.pandagpt import model_config, read_delta
+from anymodal.runtime.model import AnyModalModel, PreparedInput, scatter_embeddings
+from anymodal.runtime.processor import Attachment, Turn
 from anymodal.testing import TINY_IMAGEBIND, save_tiny_imagebind
 from anymodal.testing.pandagpt import RANK, save_llama_1, save_pandagpt_delta
 

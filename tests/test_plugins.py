@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from anymodal import PluginError
-from anymodal.plugins import load_registry
+from anymodal.contract.registry import load_registry
 
 GOOD = """
 import anymodal
@@ -156,7 +156,7 @@ def test_unknown_name_suggests_the_closest():
 
 def test_importing_anymodal_does_not_import_torch():
     code = (
-        "import sys, anymodal, anymodal.plugins; anymodal.plugins.load_registry(); "
+        "import sys, anymodal, anymodal.contract.registry; anymodal.contract.registry.load_registry(); "
         "print('torch' in sys.modules)"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

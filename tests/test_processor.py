@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from anymodal import Message, TemplateSpec, UsageError
-from anymodal.processor import Attachment, PromptProcessor, Slot, Turn
-from anymodal.templates import TEMPLATES
+from anymodal.runtime.processor import Attachment, PromptProcessor, Slot, Turn
+from anymodal.runtime.templates import TEMPLATES
 
 TEMPLATE = {spec.name: spec for spec in TEMPLATES}
 PLACEHOLDERS = {"image": "<image>", "audio": "<audio>"}

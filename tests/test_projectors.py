@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from anymodal import EncoderGeometry, EncoderOutput, PluginError, UsageError
-from anymodal.projectors import PROJECTORS, LinearOptions, MLPOptions, ResamplerOptions
+from anymodal.projectors.specs import PROJECTORS, LinearOptions, MLPOptions, ResamplerOptions
 
 GEOMETRY = EncoderGeometry(feature_dim=12, num_tokens=5, pooled_dim=8)
 LLM_DIM = 16
@@ -140,7 +140,7 @@ def test_projector_follows_its_dtype():
 
 
 def test_importing_projectors_does_not_import_torch():
-    modules = "anymodal.projectors, anymodal.templates, anymodal.processor"
+    modules = "anymodal.projectors.specs, anymodal.runtime.templates, anymodal.runtime.processor"
     code = f"import sys, {modules}; print('torch' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"

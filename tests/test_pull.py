@@ -20,10 +20,10 @@ from PIL import Image
 
 from anymodal.cli import cli
 from anymodal.config import load_config
-from anymodal.errors import AnymodalError, ModelLoadError, UsageError
-from anymodal.model_files import check_model_files
-from anymodal.plugins import load_registry
-from anymodal.pull import MANIFEST, Expected, NetworkFetcher, Remote, pull, recipe_for, verify
+from anymodal.config.model_files import check_model_files
+from anymodal.contract.errors import AnymodalError, ModelLoadError, UsageError
+from anymodal.contract.registry import load_registry
+from anymodal.models.pull import MANIFEST, Expected, NetworkFetcher, Remote, pull, recipe_for, verify
 from anymodal.testing import TINY_IMAGEBIND, save_tiny_imagebind
 from anymodal.testing.pandagpt import save_llama_1, save_pandagpt_delta
 

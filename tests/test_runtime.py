@@ -11,12 +11,12 @@ import torch
 from safetensors.torch import save_file
 
 import anymodal
-from anymodal.chat import ChatSession
 from anymodal.config import load_config
-from anymodal.errors import AnymodalError, ConfigError, InputError, ModelLoadError, UsageError
-from anymodal.plugins import load_registry
-from anymodal.processor import Attachment, Slot, Turn
-from anymodal.runtime import AnyModalModel, scatter_embeddings
+from anymodal.contract.errors import AnymodalError, ConfigError, InputError, ModelLoadError, UsageError
+from anymodal.contract.registry import load_registry
+from anymodal.runtime.chat import ChatSession
+from anymodal.runtime.model import AnyModalModel, scatter_embeddings
+from anymodal.runtime.processor import Attachment, Slot, Turn
 from anymodal.testing import save_tiny_llm, toy
 
 
@@ -127,7 +127,7 @@ def test_pandagpt_sum_mode_puts_the_sum_of_projections_in_one_token(tmp_path, ll
 
 
 def _turn(session, text):
-    from anymodal.chat import ChatTurn
+    from anymodal.runtime.chat import ChatTurn
 
     return ChatTurn(text, list(session.pending))
 
@@ -203,7 +203,7 @@ def test_unknown_preprocess_option_is_a_config_error(tmp_path, llm_dir, registry
 
 def test_an_encoder_without_weights_is_built_the_same_every_time() -> None:
     from anymodal.config import EncoderConfig
-    from anymodal.runtime import build_encoder
+    from anymodal.runtime.model import build_encoder
 
     registry = load_registry()
     spec = registry.modalities["image"]

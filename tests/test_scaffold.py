@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from anymodal.cli import cli
-from anymodal.scaffold import TEMPLATES, create_plugin, plugin_names
+from anymodal.scaffold.project import TEMPLATES, create_plugin, plugin_names
 
 
 def new_plugin(*args: str) -> tuple[int, str, str]:

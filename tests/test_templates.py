@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from anymodal import Message, UsageError
-from anymodal.templates import TEMPLATES, resolve_template, tokenizer_template
+from anymodal.runtime.templates import TEMPLATES, resolve_template, tokenizer_template
 
 BY_NAME = {spec.name: spec for spec in TEMPLATES}
 

@@ -1,6 +1,9 @@
 """The ``anymodal`` command. Errors are one line with a next step; ``--debug`` shows tracebacks.
 
 Exit codes: 0 ok, 1 runtime error, 2 usage error.
+
+May import: contract, files, preprocess, anymodal, config, encoders, projectors, runtime, models,
+scaffold, train, bind, data, eval, serve, demo, testing.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from typing import Any
 import click
 
 from anymodal import __version__
-from anymodal.errors import AnymodalError
+from anymodal.contract.errors import AnymodalError
 
 #: Commands whose modules are imported only when used, so `anymodal --help` stays fast.
 COMMANDS = {

@@ -17,12 +17,12 @@ import click
 
 from anymodal.cli.inputs import given_files, modality_options
 from anymodal.cli.notes import show_model_notes
-from anymodal.errors import AnymodalError, UsageError
-from anymodal.inputs import check_input_file
-from anymodal.plugins import Registry, get_registry
+from anymodal.contract.errors import AnymodalError, UsageError
+from anymodal.contract.registry import Registry, get_registry
+from anymodal.files.inputs import check_input_file
 
 if TYPE_CHECKING:
-    from anymodal.chat import ChatSession, ChatTurn
+    from anymodal.runtime.chat import ChatSession, ChatTurn
 
 #: Options of `chat` itself; a modality whose flag collides with one of them gets no flag.
 RESERVED = {"--model", "--set", "--max-new-tokens", "--temperature", "--top-p", "--seed", "--help"}
@@ -84,9 +84,9 @@ def chat() -> click.Command:
 def _start(
     registry: Registry, source: str | None, overrides: list[str], files: list[tuple[str, str]]
 ) -> ChatSession:
-    from anymodal.chat import ChatSession
     from anymodal.config import load_config
-    from anymodal.runtime import modality_not_enabled
+    from anymodal.runtime.chat import ChatSession
+    from anymodal.runtime.model import modality_not_enabled
 
     loaded = load_config(source, overrides, registry)
     enabled = loaded.config.model.modalities

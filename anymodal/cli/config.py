@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from anymodal.config import load_config
-from anymodal.plugins import get_registry
+from anymodal.contract.registry import get_registry
 
 SOURCE_HELP = (
     "A preset name, a YAML file, or a model directory with anymodal.yaml (default: the default model)."

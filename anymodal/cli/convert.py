@@ -32,7 +32,7 @@ def convert() -> click.Command:
         """PandaGPT's delta DELTA (pytorch_model.pt): its projection becomes a linear projector for
         every ImageBind modality, its LoRA a PEFT adapter, and the config reproduces PandaGPT's
         prompt, its single summed input token and its audio scaling."""
-        from anymodal import pandagpt as panda
+        from anymodal.models import pandagpt as panda
 
         checked = panda.read_delta(delta)
         click.echo(checked.describe(), err=True)

@@ -12,9 +12,9 @@ def doctor() -> click.Command:
         """Print torch and CUDA (GPUs and their free memory), the libraries anymodal uses, its
         directories and every plugin's status; with MODEL, the files it lacks and the memory its
         weights take, part by part."""
-        from anymodal import doctor as report
         from anymodal.config import load_config
-        from anymodal.plugins import get_registry
+        from anymodal.contract.registry import get_registry
+        from anymodal.models import doctor as report
 
         registry = get_registry()
         for line in report.environment_lines(registry):

@@ -15,12 +15,12 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from anymodal.cli.inputs import given_files, modality_options
-from anymodal.errors import UsageError
-from anymodal.plugins import get_registry
+from anymodal.contract.errors import UsageError
+from anymodal.contract.registry import get_registry
 
 if TYPE_CHECKING:
     from anymodal.config.schema import ModalityConfig
-    from anymodal.embedding import Embedding
+    from anymodal.runtime.embedding import Embedding
 
 RESERVED = {"--model", "--set", "--weights", "--output", "--batch-size", "--by", "--top", "--json", "--help"}
 
@@ -50,7 +50,7 @@ def _embed(
     inputs: dict[str, tuple[str, ...]],
 ) -> list[Embedding]:
     from anymodal.config import load_config
-    from anymodal.embedding import embed_files
+    from anymodal.runtime.embedding import embed_files
 
     files = given_files(inputs)
     if not files:
@@ -135,7 +135,7 @@ def similarity() -> click.Command:
 
         Give files of exactly two modalities; the one with fewer files (or --by) are the queries.
         """
-        from anymodal.embedding import cosine_matrix
+        from anymodal.runtime.embedding import cosine_matrix
 
         given = [name for name, paths in inputs.items() if paths]
         if len(given) != 2:

@@ -12,11 +12,9 @@ from collections.abc import Callable
 import click
 
 from anymodal.cli.notes import show_model_notes
-from anymodal.plugins import get_registry
-from anymodal.suggest import plural
+from anymodal.contract.registry import get_registry
+from anymodal.contract.wording import plural
 
-#: Before the user's own --set values, which may override it.
-GREEDY = "generation.do_sample=false"
 DEFAULT_OUTPUT = "eval.json"
 
 
@@ -62,26 +60,13 @@ def eval_command() -> click.Command:
         """Accuracy of MODEL (a preset, model directory or YAML file, as for chat; default: the
         default model) on conversations, per modality and question kind. Each assistant turn is
         asked on its own, with the record's files attached."""
-        from anymodal.chat import ChatSession
-        from anymodal.config import load_config
-        from anymodal.evaluate import (
-            find_data_file,
-            format_table,
-            load_eval_data,
-            report_dict,
-            run_records,
-            summarise,
-            write_json,
-        )
+        from anymodal.eval.run import load_evaluation, report_dict, run_records, write_json
+        from anymodal.eval.scoring import format_table, summarise
+        from anymodal.runtime.chat import ChatSession
 
-        file = find_data_file(data)
         registry = get_registry()
         extra = [] if max_new_tokens is None else [f"generation.max_new_tokens={max_new_tokens}"]
-        loaded = load_config(model_source, [GREEDY, *overrides, *extra], registry)
-        placeholders = {
-            name: registry.modalities[name].placeholder for name in loaded.config.model.modalities
-        }
-        dataset = load_eval_data(file, placeholders)
+        loaded, dataset = load_evaluation(model_source, data, [*overrides, *extra], registry)
         if dataset.skipped:
             click.echo(f"skipping {plural(dataset.skipped, 'record')}: {dataset.report.summary()}", err=True)
         records = dataset.select(modalities, limit)

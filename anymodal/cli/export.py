@@ -28,8 +28,8 @@ def export() -> click.Command:
         LLM: llm/ is a plain Hugging Face model directory, projectors/ the projector weights, and
         anymodal.yaml points at them, so `anymodal chat --model DIR` takes the result."""
         from anymodal.config import load_config
-        from anymodal.export import export_model
-        from anymodal.plugins import get_registry
+        from anymodal.contract.registry import get_registry
+        from anymodal.models.export import export_model
 
         registry = get_registry()
         loaded = load_config(model, registry=registry)

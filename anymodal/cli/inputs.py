@@ -6,7 +6,7 @@ from collections.abc import Mapping
 
 import click
 
-from anymodal.plugins import Registry
+from anymodal.contract.registry import Registry
 
 PREFIX = "input_"
 

@@ -16,7 +16,7 @@ import sys
 
 import click
 
-from anymodal.errors import AnymodalError, UsageError
+from anymodal.contract.errors import AnymodalError, UsageError
 
 #: Uninstalling these would take anymodal's own command away; pip can still do it.
 CORE_DISTRIBUTIONS = ("anymodal",)

@@ -7,8 +7,8 @@ from pathlib import Path
 import click
 
 from anymodal.cli.outputs import output_directory
-from anymodal.errors import UsageError
-from anymodal.scaffold import create_plugin, plugin_names
+from anymodal.contract.errors import UsageError
+from anymodal.scaffold.project import create_plugin, plugin_names
 
 
 def new_plugin() -> click.Command:
@@ -38,7 +38,7 @@ def new_plugin() -> click.Command:
 
 
 def _check_unregistered(name: str) -> None:
-    from anymodal.plugins import get_registry
+    from anymodal.contract.registry import get_registry
 
     owner = get_registry().owners.get(("modality", name))
     if owner is not None:

@@ -6,7 +6,7 @@ import json
 
 import click
 
-from anymodal.plugins import get_registry
+from anymodal.contract.registry import get_registry
 
 
 def plugins() -> click.Command:

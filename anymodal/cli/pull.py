@@ -25,9 +25,9 @@ def pull() -> click.Command:
         """Download PRESET's weights into anymodal's weights directory ($ANYMODAL_HOME/weights),
         check their sizes and SHA-256 against the source, record them in manifest.json, and convert
         them as the preset reads them; then `anymodal chat --model PRESET` runs it."""
-        from anymodal import pull as puller
-        from anymodal.config.load import weights_dir
-        from anymodal.errors import AnymodalError
+        from anymodal.config.sources import weights_dir
+        from anymodal.contract.errors import AnymodalError
+        from anymodal.models import pull as puller
 
         recipe = puller.recipe_for(preset, max_len)
         weights = Path(weights_dir())

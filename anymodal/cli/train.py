@@ -10,7 +10,7 @@ from __future__ import annotations
 import click
 
 from anymodal.config import load_config
-from anymodal.plugins import get_registry
+from anymodal.contract.registry import get_registry
 
 
 def train() -> click.Command:

@@ -1,17 +1,12 @@
 """Configuration: the schema, presets, loading with overrides, validation and device choice.
 
 Importing this package imports no torch: a config is validated in full before anything heavy.
+
+May import: contract, files, preprocess, anymodal.
 """
 
 from anymodal.config.device import resolve_device, resolve_dtype
-from anymodal.config.load import (
-    CHECKPOINT_CONFIG,
-    PRESET_PATH_ENV,
-    LoadedConfig,
-    available_presets,
-    load_config,
-    resolve_path,
-)
+from anymodal.config.load import LoadedConfig, load_config, resolve_path
 from anymodal.config.schema import (
     AnymodalConfig,
     EncoderConfig,
@@ -22,6 +17,7 @@ from anymodal.config.schema import (
     ModelConfig,
     ProjectorConfig,
 )
+from anymodal.config.sources import CHECKPOINT_CONFIG, PRESET_PATH_ENV, available_presets
 from anymodal.config.validate import build, validate_against
 
 __all__ = [

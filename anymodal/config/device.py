@@ -14,8 +14,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from anymodal.errors import UsageError
-from anymodal.suggest import did_you_mean
+from anymodal.contract.errors import UsageError
+from anymodal.contract.wording import did_you_mean
 
 DTYPES = ("float32", "bfloat16", "float16")
 _DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")

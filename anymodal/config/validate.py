@@ -19,8 +19,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
 
-from anymodal.errors import ConfigError
-from anymodal.suggest import did_you_mean
+from anymodal.contract.errors import ConfigError
+from anymodal.contract.wording import did_you_mean
 
 T = TypeVar("T")
 

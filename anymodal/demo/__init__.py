@@ -15,4 +15,7 @@ carries over to plain renderings it never saw. The pieces, one job each:
 
 Importing this package imports nothing heavy: numpy, Pillow and PyAV load with the modules that
 use them.
+
+May import: contract, files, preprocess, anymodal, config, encoders, projectors, runtime, models,
+scaffold, train, bind, data, eval, serve.
 """

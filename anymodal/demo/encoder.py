@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from anymodal.config.schema import AnymodalConfig, ScheduleConfig
-from anymodal.plugins import Registry
+from anymodal.contract.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -104,7 +104,7 @@ def load_modalities(
     import torch
 
     from anymodal.encoders.imagebind.spec import ImageBindOptions
-    from anymodal.runtime import prepare_input
+    from anymodal.runtime.model import prepare_input
 
     items: dict[str, list[tuple[Path, dict[str, str]]]] = {}
     for world in worlds:

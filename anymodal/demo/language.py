@@ -9,7 +9,7 @@ Kept small and regular on purpose, because a model of a million parameters has t
   by the canonical sentence of the true class ("No, it is cold.").
 
 A reply is judged by words, not by exact text: per checked attribute, at least one ``expect`` word
-must appear and no ``reject`` word (the other classes' words); :func:`anymodal.evaluate.judge_reply`
+must appear and no ``reject`` word (the other classes' words); :func:`anymodal.eval.scoring.judge_reply`
 scores it, so a model that says "It's a red one" about a red shape is right.
 """
 

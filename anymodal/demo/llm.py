@@ -19,11 +19,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from anymodal.config.schema import AnymodalConfig, ScheduleConfig
-from anymodal.plugins import Registry
-from anymodal.testing.tiny import CHATML_TEMPLATE, PAD_ID, tiny_llama, train_bpe_tokenizer
+from anymodal.contract.registry import Registry
+from anymodal.runtime.tiny_llm import CHATML_TEMPLATE, PAD_ID, tiny_llama, train_bpe_tokenizer
 
 if TYPE_CHECKING:
-    from anymodal.specs import Message
+    from anymodal.contract.specs import Message
     from anymodal.train.examples import Example
 
 
@@ -50,8 +50,8 @@ def conversation_texts(
     conversations: Iterable[Sequence[Message]], placeholders: Mapping[str, str]
 ) -> list[str]:
     """Each conversation in ChatML, every input's placeholder an empty span (``<image></image>``)."""
-    from anymodal.specs import Message
-    from anymodal.templates import render_chatml
+    from anymodal.contract.specs import Message
+    from anymodal.runtime.templates import render_chatml
 
     pattern = re.compile("|".join(re.escape(p) for p in placeholders.values()))
     spans = {placeholder: f"<{name}></{name}>" for name, placeholder in placeholders.items()}

@@ -31,10 +31,13 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from anymodal.demo.encoder import EncoderRecipe
 from anymodal.demo.llm import LLMRecipe
+
+if TYPE_CHECKING:
+    from anymodal.contract.registry import Registry
 
 #: The training data, beside the world's conversations.jsonl (media paths are relative to the world).
 TRAINING_DATA = "train.jsonl"
@@ -85,11 +88,11 @@ def run(
 ) -> dict[str, Any]:
     """Run the whole recipe in ``workdir``; returns the timings and the held-out evaluation."""
     from anymodal.config import load_config
+    from anymodal.contract.registry import load_registry
     from anymodal.demo.encoder import load_modalities, pretrain_encoder
     from anymodal.demo.llm import train_demo_llm
     from anymodal.demo.small_talk import small_talk
     from anymodal.demo.world import ATTRIBUTES, CONVERSATIONS_FILE, generate_world
-    from anymodal.plugins import load_registry
     from anymodal.train.trainer import Trainer
 
     registry = load_registry()
@@ -142,7 +145,7 @@ def run(
     write_package(Path(result.last_checkpoint), workdir, target)
     lap("package")
 
-    report = _evaluate(target, held_out, workdir / "eval.json")
+    report = _evaluate(target, held_out, workdir / "eval.json", registry)
     lap("eval")
     summary = {"timings_s": timings, "encoder_accuracy": accuracy, "eval": report}
     (workdir / "recipe.json").write_text(json.dumps(summary, indent=2) + "\n")
@@ -216,13 +219,15 @@ def write_package(checkpoint: Path, workdir: Path, target: Path) -> None:
     staging.rename(target)
 
 
-def _evaluate(model: Path, data: Path, output: Path) -> dict[str, Any]:
-    from anymodal.cli import main
+def _evaluate(model: Path, data: Path, output: Path, registry: Registry) -> dict[str, Any]:
+    """``anymodal eval MODEL --data DATA --output OUTPUT``, run in this process."""
+    from anymodal.eval.run import load_evaluation, report_dict, run_records, write_json
+    from anymodal.runtime.chat import ChatSession
 
-    code = main(["eval", str(model), "--data", str(data), "--output", str(output)])
-    if code != 0:
-        raise RuntimeError(f"anymodal eval failed with exit code {code}")
-    report: dict[str, Any] = json.loads(output.read_text())
+    loaded, dataset = load_evaluation(str(model), data, (), registry)
+    run = run_records(ChatSession.from_config(loaded.config, registry), dataset.select())
+    report = report_dict(loaded.source, dataset, run)
+    write_json(output, report)
     return {"overall": report["overall"], "by_modality": report["by_modality"]}
 
 

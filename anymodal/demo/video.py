@@ -21,11 +21,11 @@ from typing import Any
 
 import numpy as np
 
+from anymodal.contract.errors import UsageError
 from anymodal.demo.backgrounds import paint_background, pick_background
 from anymodal.demo.palette import pick_colour
 from anymodal.demo.pictures import MARGIN, OUTLINE_SHARE
 from anymodal.demo.shapes import Outline, Placement, extent, paint, random_pose
-from anymodal.errors import UsageError
 
 __all__ = ["FPS", "FRAMES", "FRAME_SIZE", "render_video", "require_av", "write_mp4"]
 

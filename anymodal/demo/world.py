@@ -34,13 +34,13 @@ from typing import Any
 
 import numpy as np
 
+from anymodal.contract.errors import UsageError
+from anymodal.contract.wording import did_you_mean
 from anymodal.demo.language import KINDS, answer, make_conversation
 from anymodal.demo.render import render
 from anymodal.demo.schedule import balanced_schedule
 from anymodal.demo.vocabulary import ATTRIBUTES, EXTENSIONS, MODALITIES
-from anymodal.errors import UsageError
-from anymodal.evaluate import judge_reply as judge
-from anymodal.suggest import did_you_mean
+from anymodal.eval.scoring import judge_reply as judge
 
 __all__ = [
     "ATTRIBUTES",

@@ -13,8 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from anymodal.errors import PluginError
-from anymodal.specs import EncoderGeometry, EncoderOutput
+from anymodal.contract.errors import PluginError
+from anymodal.contract.specs import EncoderGeometry, EncoderOutput
 
 
 def _check_last_dim(projector: str, what: str, tensor: torch.Tensor, ndim: int, dim: int) -> None:

@@ -3,6 +3,9 @@ and the plugin conformance suite (:class:`PluginConformance`).
 
 Importing this package is cheap: torch and transformers load when a builder is called, and
 pytest when the conformance suite is first used.
+
+May import: contract, files, preprocess, anymodal, config, encoders, projectors, runtime, models,
+scaffold, train, bind, data, eval, serve, demo.
 """
 
 from __future__ import annotations

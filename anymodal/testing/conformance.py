@@ -45,8 +45,8 @@ from typing import Any, ClassVar
 import pytest
 
 import anymodal
-from anymodal.plugins import ENTRY_POINT_GROUP, Registry, load_registry
-from anymodal.specs import ModalitySpec
+from anymodal.contract.registry import ENTRY_POINT_GROUP, Registry, load_registry
+from anymodal.contract.specs import ModalitySpec
 from anymodal.testing.plugins import prepare_file, registered_modality
 from anymodal.testing.tiny import TINY_IMAGEBIND, save_tiny_imagebind
 
@@ -173,7 +173,7 @@ class PluginConformance:
     @pytest.fixture(scope="class")
     @classmethod
     def model(cls, chat_config: Any, registry: Registry) -> Any:
-        from anymodal.runtime import AnyModalModel
+        from anymodal.runtime.model import AnyModalModel
 
         return AnyModalModel.from_config(chat_config.config.model, registry)
 
@@ -308,7 +308,7 @@ class PluginConformance:
     ) -> None:
         import torch
 
-        from anymodal.runtime import build_encoder
+        from anymodal.runtime.model import build_encoder
 
         encoder_config = chat_config.config.model.modalities[modality].encoder
         first, second = (build_encoder(spec, encoder_config, registry) for _ in range(2))
@@ -322,7 +322,7 @@ class PluginConformance:
     def test_a_chat_turn_through_a_tiny_llm(
         self, model: Any, chat_config: Any, registry: Registry, modality: str, sample: Path
     ) -> None:
-        from anymodal.chat import ChatSession
+        from anymodal.runtime.chat import ChatSession
 
         session = ChatSession.for_model(model, chat_config.config, registry)
         session.attach(modality, sample)

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from anymodal.plugins import Registry, load_registry, set_registry
+from anymodal.contract.registry import Registry, load_registry, set_registry
 from anymodal.testing import media
 
 

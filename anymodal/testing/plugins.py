@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from anymodal.inputs import DEFAULT_MAX_INPUT_MB
-from anymodal.specs import ModalitySpec
+from anymodal.contract.specs import ModalitySpec
+from anymodal.files.inputs import DEFAULT_MAX_INPUT_MB
 
 
 def registered_modality(plugin: Any, name: str | None = None) -> ModalitySpec:
@@ -24,6 +24,6 @@ def registered_modality(plugin: Any, name: str | None = None) -> ModalitySpec:
 
 def prepare_file(spec: ModalitySpec, path: str | Path, **options: Any) -> Any:
     """What the runtime does with a file: check it, decode it, preprocess it; the tensor."""
-    from anymodal.runtime import prepare_input
+    from anymodal.runtime.model import prepare_input
 
     return prepare_input(spec, path, options, DEFAULT_MAX_INPUT_MB).tensor

@@ -2,13 +2,13 @@
 
 It exercises the whole contract (loader, preprocessor, encoder, projector defaults) with tensors
 small enough for any test, and is registered without entry points by passing this module to
-``anymodal.plugins.load_registry(plugins=[toy])``.
+``anymodal.contract.registry.load_registry(plugins=[toy])``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,7 @@ import anymodal
 ANYMODAL_CONTRACT = anymodal.CONTRACT_VERSION
 
 
-@dataclass
+@dataclasses.dataclass
 class ToyEncoderOptions:
     input_dim: int = 8
     dim: int = 16
@@ -52,7 +52,7 @@ def preprocess(array: Any, tokens: int = 4) -> Any:
 def build_encoder(modality: str, options: ToyEncoderOptions | None) -> Any:
     from anymodal.testing.toy_encoder import ToyEncoder
 
-    return ToyEncoder(options or ToyEncoderOptions())
+    return ToyEncoder(**dataclasses.asdict(options or ToyEncoderOptions()))
 
 
 @anymodal.hookimpl

@@ -15,8 +15,8 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from anymodal.processor import Slot
-from anymodal.specs import EncoderOutput
+from anymodal.contract.specs import EncoderOutput
+from anymodal.runtime.processor import Slot
 from anymodal.train.data import MediaRef
 from anymodal.train.examples import IGNORE_INDEX, Example
 

@@ -30,9 +30,10 @@ import torch
 from omegaconf import OmegaConf
 from safetensors.torch import save_file
 
-from anymodal.config.load import CHECKPOINT_CONFIG, LATEST_CHECKPOINT, LoadedConfig, latest_checkpoint
-from anymodal.errors import UsageError
-from anymodal.plugins import Registry
+from anymodal.config.load import LoadedConfig
+from anymodal.config.sources import CHECKPOINT_CONFIG, LATEST_CHECKPOINT, latest_checkpoint
+from anymodal.contract.errors import UsageError
+from anymodal.contract.registry import Registry
 
 LATEST = LATEST_CHECKPOINT
 PREFIX = "checkpoint-"

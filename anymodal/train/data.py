@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from anymodal.errors import InputError, UsageError
-from anymodal.specs import Message, Role
-from anymodal.suggest import did_you_mean, plural
+from anymodal.contract.errors import InputError, UsageError
+from anymodal.contract.specs import Message, Role
+from anymodal.contract.wording import did_you_mean, plural
 
 __all__ = [
     "ON_INVALID_CHOICES",

@@ -21,8 +21,8 @@ from torch import nn
 
 from anymodal.config.device import resolve_device
 from anymodal.config.schema import TrainConfig
-from anymodal.errors import UsageError
-from anymodal.runtime import AnyModalModel
+from anymodal.contract.errors import UsageError
+from anymodal.runtime.model import AnyModalModel
 
 
 def make_accelerator(train: TrainConfig, device: str) -> Accelerator:

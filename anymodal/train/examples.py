@@ -1,6 +1,6 @@
 """Records -> training examples: token ids, labels (−100 except on assistant tokens), input slots.
 
-Tokenisation is the chat path's own (:class:`anymodal.processor.PromptProcessor` with
+Tokenisation is the chat path's own (:class:`anymodal.runtime.processor.PromptProcessor` with
 ``targets=True``), so a model trains on exactly the prompts it later sees. Examples longer than
 ``max_length`` are cut at a token boundary that never falls inside an input's span: when the cut
 would split a span, it moves back to just before the span's opening text, and the inputs whose
@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from anymodal.processor import Attachment, PromptProcessor, Slot, Turn
-from anymodal.specs import Message
+from anymodal.contract.specs import Message
+from anymodal.runtime.processor import Attachment, PromptProcessor, Slot, Turn
 from anymodal.train.data import MediaRef, Record
 
 IGNORE_INDEX = -100

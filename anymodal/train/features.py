@@ -22,10 +22,10 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from anymodal.config.schema import EncoderConfig
-from anymodal.errors import InputError
-from anymodal.files import atomic_file
-from anymodal.runtime import AnyModalModel, input_key
-from anymodal.specs import EncoderOutput
+from anymodal.contract.errors import InputError
+from anymodal.contract.specs import EncoderOutput
+from anymodal.files.atomic import atomic_file
+from anymodal.runtime.model import AnyModalModel, input_key
 from anymodal.train.data import MediaRef
 
 

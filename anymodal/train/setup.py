@@ -16,11 +16,11 @@ from pathlib import Path
 from torch import nn
 
 from anymodal.config.schema import AnymodalConfig, TrainConfig
-from anymodal.errors import UsageError
-from anymodal.plugins import Registry
-from anymodal.processor import PromptProcessor
-from anymodal.runtime import AnyModalModel
-from anymodal.specs import LoraSettings
+from anymodal.contract.errors import UsageError
+from anymodal.contract.registry import Registry
+from anymodal.contract.specs import LoraSettings
+from anymodal.runtime.model import AnyModalModel
+from anymodal.runtime.processor import PromptProcessor
 from anymodal.train import checkpoint
 from anymodal.train.data import DataReport, Record, check_report, read_records
 from anymodal.train.examples import Example, Skipped, build_example

@@ -23,9 +23,9 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from anymodal.config.load import LoadedConfig
-from anymodal.errors import AnymodalError
-from anymodal.plugins import Registry
-from anymodal.runtime import AnyModalModel
+from anymodal.contract.errors import AnymodalError
+from anymodal.contract.registry import Registry
+from anymodal.runtime.model import AnyModalModel
 from anymodal.train import checkpoint
 from anymodal.train.batches import Batch, EpochSampler, ExampleDataset, encoder_outputs, make_collate
 from anymodal.train.data import MediaRef

@@ -10,12 +10,12 @@ import torch
 from safetensors.torch import load_file
 
 from anymodal.config import load_config
+from anymodal.contract.registry import load_registry
+from anymodal.contract.specs import Message
 from anymodal.demo.encoder import EncoderRecipe, TrunkSchedule, load_modalities, pretrain_encoder
 from anymodal.demo.llm import LLMRecipe, conversation_texts, train_demo_llm
 from anymodal.demo.recipe import _imagebind_config
 from anymodal.demo.world import ATTRIBUTES, generate_world
-from anymodal.plugins import load_registry
-from anymodal.specs import Message
 
 PLACEHOLDERS = {"image": "<image>", "audio": "<audio>"}
 
@@ -85,7 +85,7 @@ def test_encoder_pretraining_saves_imagebind_keys_and_reports_held_out_accuracy(
     assert any(k.startswith("modality_trunks.audio.") for k in keys)
     assert not any(k.startswith("modality_trunks.imu.") for k in keys)
     # The saved trunks load as encoder weights through the demo config.
-    from anymodal.runtime import build_encoder
+    from anymodal.runtime.model import build_encoder
 
     settings = loaded.config.model.modalities["image"]
     settings.encoder.weights = str(out)

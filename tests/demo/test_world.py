@@ -21,6 +21,7 @@ import pytest
 from PIL import Image
 
 from anymodal.cli import main
+from anymodal.contract.registry import load_registry
 from anymodal.demo.examples import EXAMPLES, write_examples
 from anymodal.demo.language import OPEN_QUESTIONS, YES_NO_QUESTIONS, checks, expect_words, questions
 from anymodal.demo.motion import render_imu
@@ -30,8 +31,7 @@ from anymodal.demo.shapes import Placement, coverage
 from anymodal.demo.sound import SAMPLE_RATE, render_audio
 from anymodal.demo.video import render_video
 from anymodal.demo.world import ATTRIBUTES, KINDS, MODALITIES, answer, generate_world, judge
-from anymodal.evaluate import reply_words
-from anymodal.plugins import load_registry
+from anymodal.eval.scoring import reply_words
 from anymodal.train.data import read_records
 
 N = 12

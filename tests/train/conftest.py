@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from anymodal.plugins import Registry, load_registry
+from anymodal.contract.registry import Registry, load_registry
 from anymodal.testing import save_tiny_llm, toy
 
 

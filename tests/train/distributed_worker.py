@@ -30,7 +30,7 @@ from safetensors.torch import save_file
 
 import anymodal.train.trainer as trainer_module
 from anymodal.config import load_config
-from anymodal.plugins import load_registry
+from anymodal.contract.registry import load_registry
 from anymodal.testing import toy
 from anymodal.train.batches import ExampleDataset
 from anymodal.train.data import MediaRef

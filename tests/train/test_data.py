@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from anymodal.errors import InputError, UsageError
-from anymodal.specs import Message
+from anymodal.contract.errors import InputError, UsageError
+from anymodal.contract.specs import Message
 from anymodal.train.data import (
     PROBLEM_KINDS,
     DataReport,

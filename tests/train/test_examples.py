@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 
 from anymodal.config import load_config
-from anymodal.plugins import Registry
-from anymodal.processor import PromptProcessor
-from anymodal.runtime import AnyModalModel
-from anymodal.specs import Message
+from anymodal.contract.registry import Registry
+from anymodal.contract.specs import Message
+from anymodal.runtime.model import AnyModalModel
+from anymodal.runtime.processor import PromptProcessor
 from anymodal.train.data import MediaRef, Record
 from anymodal.train.examples import IGNORE_INDEX, Example, Skipped, build_example
 

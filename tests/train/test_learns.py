@@ -36,12 +36,12 @@ import yaml
 from PIL import Image, ImageDraw
 from safetensors.torch import save_file
 
-from anymodal.chat import ChatSession
 from anymodal.config import load_config
-from anymodal.plugins import Registry, load_registry
-from anymodal.processor import Attachment, Turn
-from anymodal.runtime import AnyModalModel
-from anymodal.specs import Message
+from anymodal.contract.registry import Registry, load_registry
+from anymodal.contract.specs import Message
+from anymodal.runtime.chat import ChatSession
+from anymodal.runtime.model import AnyModalModel
+from anymodal.runtime.processor import Attachment, Turn
 from anymodal.testing import tiny_llama, train_bpe_tokenizer
 from anymodal.train.trainer import Trainer
 

@@ -8,7 +8,7 @@ import math
 import pytest
 
 from anymodal.config.schema import DistributedConfig, ScheduleConfig, TrainConfig
-from anymodal.errors import UsageError
+from anymodal.contract.errors import UsageError
 from anymodal.train.engine import make_accelerator, strategy_plugins
 from anymodal.train.schedule import lr_factor, warmup_steps
 

@@ -11,11 +11,11 @@ import torch
 from click.testing import CliRunner
 from safetensors.torch import load_file
 
-from anymodal.chat import ChatSession
 from anymodal.cli import cli
 from anymodal.config import load_config
-from anymodal.errors import InputError, UsageError
-from anymodal.plugins import set_registry
+from anymodal.contract.errors import InputError, UsageError
+from anymodal.contract.registry import set_registry
+from anymodal.runtime.chat import ChatSession
 from anymodal.train.metrics import read_metrics
 from anymodal.train.setup import parameter_counts
 from anymodal.train.trainer import Trainer
@@ -306,12 +306,12 @@ def test_gradient_checkpointing_and_accumulation_give_the_same_training(train_co
 
 
 def test_training_without_a_cache_never_hashes_input_files(train_config, toy_registry, monkeypatch):
-    import anymodal.runtime
+    import anymodal.runtime.model
 
     def refuse(file: Path) -> str:
         raise AssertionError(f"hashed {file}")
 
-    monkeypatch.setattr(anymodal.runtime, "file_digest", refuse)
+    monkeypatch.setattr(anymodal.runtime.model, "file_digest", refuse)
     result = trainer(train_config, toy_registry, "train.max_steps=2", "train.save_every=0").fit()
     assert result.step == 2
 

@@ -11,11 +11,10 @@ from pathlib import Path
 
 import torch
 
+from anymodal.contract.errors import ModelLoadError
 from anymodal.encoders.imagebind.config import IMAGEBIND_HUGE, ImageBindConfig
 from anymodal.encoders.imagebind.model import ImageBind
-from anymodal.errors import ModelLoadError
-from anymodal.state_dicts import state_dict_mismatches
-from anymodal.weights import read_state_dict
+from anymodal.files.weights import read_state_dict, state_dict_mismatches
 
 MODULE_DICTS = ("modality_preprocessors", "modality_trunks", "modality_heads", "modality_postprocessors")
 

@@ -7,10 +7,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from anymodal.contract.specs import EncoderGeometry, EncoderOutput
 from anymodal.encoders.imagebind.checkpoint import load_imagebind_weights
 from anymodal.encoders.imagebind.config import ImageBindConfig
 from anymodal.encoders.imagebind.model import ImageBind
-from anymodal.specs import EncoderGeometry, EncoderOutput
 
 
 class ImageBindEncoder(nn.Module):

@@ -7,10 +7,10 @@ from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+from anymodal.contract.errors import UsageError
+from anymodal.contract.specs import EncoderSpec
+from anymodal.contract.wording import did_you_mean
 from anymodal.encoders.imagebind.config import IMAGEBIND_HUGE, TRUNKS, ImageBindConfig
-from anymodal.errors import UsageError
-from anymodal.specs import EncoderSpec
-from anymodal.suggest import did_you_mean
 
 if TYPE_CHECKING:
     from anymodal.encoders.imagebind.encoder import ImageBindEncoder

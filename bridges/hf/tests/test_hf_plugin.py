@@ -9,7 +9,7 @@ from pathlib import Path
 from anymodal_hf.bridge import HFBridge
 
 import anymodal
-from anymodal.plugins import load_registry
+from anymodal.contract.registry import load_registry
 
 
 def test_entry_point_registers_the_hf_bridge() -> None:

@@ -11,7 +11,7 @@ import soundfile
 import torch
 
 import anymodal
-from anymodal.plugins import load_registry
+from anymodal.contract.registry import load_registry
 
 
 def test_entry_point_registers_the_audio_modality() -> None:

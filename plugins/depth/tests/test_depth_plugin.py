@@ -7,7 +7,7 @@ import inspect
 from anymodal_depth import plugin, preprocessing
 
 import anymodal
-from anymodal.plugins import load_registry
+from anymodal.contract.registry import load_registry
 
 
 def test_entry_point_registers_the_depth_modality() -> None:

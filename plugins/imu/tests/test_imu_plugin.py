@@ -5,7 +5,7 @@ from __future__ import annotations
 from anymodal_imu import plugin
 
 import anymodal
-from anymodal.plugins import load_registry
+from anymodal.contract.registry import load_registry
 
 
 def test_entry_point_registers_the_imu_modality() -> None:

@@ -15,7 +15,7 @@ from click.testing import CliRunner
 
 import anymodal
 from anymodal.cli import cli
-from anymodal.plugins import load_registry
+from anymodal.contract.registry import load_registry
 from anymodal.testing import prepare_file, registered_modality, save_scripted_llm
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from anymodal.plugins import load_registry
+from anymodal.contract.registry import load_registry
 
 
 def test_entry_point_registers_the_video_modality() -> None:

@@ -10,8 +10,8 @@ import torch
 
 from anymodal.config.device import resolve_device, resolve_dtype
 from anymodal.config.schema import AnymodalConfig, EncoderConfig, ModalityConfig
-from anymodal.plugins import Registry
-from anymodal.runtime import DTYPES, build_encoder, prepare_input
+from anymodal.contract.registry import Registry
+from anymodal.runtime.model import DTYPES, build_encoder, prepare_input
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from anymodal.config.schema import ModelConfig
-from anymodal.errors import ModelLoadError
+from anymodal.contract.errors import ModelLoadError
 
 
 def required_files(config: ModelConfig) -> list[tuple[str, str]]:

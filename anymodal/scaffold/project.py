@@ -1,4 +1,4 @@
-"""``anymodal new-plugin``: a new modality plugin distribution, written from ``plugin_template/``.
+"""``anymodal new-plugin``: a new modality plugin distribution, written from ``template/``.
 
 The templates are ``string.Template`` files: ``${name}`` is the modality, ``${package}`` the
 import package, ``${distribution}`` the pip name, and so on (see :class:`PluginNames`). The result
@@ -14,11 +14,11 @@ from pathlib import Path
 from string import Template
 
 from anymodal import __version__
-from anymodal.errors import UsageError
-from anymodal.files import check_empty_directory
-from anymodal.specs import CONTRACT_VERSION
+from anymodal.contract.errors import UsageError
+from anymodal.contract.specs import CONTRACT_VERSION
+from anymodal.files.atomic import check_empty_directory
 
-TEMPLATES = Path(__file__).with_name("plugin_template")
+TEMPLATES = Path(__file__).with_name("template")
 NAME_PATTERN = re.compile(r"[a-z][a-z0-9_]*")
 #: Characters that cannot go unescaped into the Python and TOML strings a description lands in.
 UNSAFE_DESCRIPTION = re.compile(r'["\\\n\r$]')

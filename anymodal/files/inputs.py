@@ -6,7 +6,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from anymodal.errors import InputError
+from anymodal.contract.errors import InputError
 
 #: Inputs larger than this are refused unless the config raises ``model.max_input_mb``.
 DEFAULT_MAX_INPUT_MB = 2048

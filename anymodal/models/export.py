@@ -18,9 +18,9 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from anymodal.config import LoadedConfig
-from anymodal.files import check_empty_directory
-from anymodal.model_files import check_model_files
-from anymodal.plugins import Registry
+from anymodal.config.model_files import check_model_files
+from anymodal.contract.registry import Registry
+from anymodal.files.atomic import check_empty_directory
 
 DTYPES = ("float32", "bfloat16", "float16")
 
@@ -35,7 +35,7 @@ def export_model(
     log: Callable[[str], None] = print,
 ) -> Path:
     """Export the model ``loaded`` describes into ``output`` (absent or empty); return it."""
-    from anymodal.runtime import llm_settings
+    from anymodal.runtime.model import llm_settings
 
     check_empty_directory(output)
     model = loaded.config.model

@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from anymodal.errors import ModelLoadError
-from anymodal.files import check_empty_directory
+from anymodal.contract.errors import ModelLoadError
+from anymodal.files.atomic import check_empty_directory
 
 if TYPE_CHECKING:
     import torch
@@ -92,7 +92,7 @@ def read_delta(path: str | Path) -> PandaGPTDelta:
     """Read and check ``pytorch_model.pt``; a ModelLoadError names the file and what is wrong."""
     import torch
 
-    from anymodal.state_dicts import load_torch_file
+    from anymodal.files.weights import load_torch_file
 
     file = Path(path).expanduser()
     if not file.is_file():

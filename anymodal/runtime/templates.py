@@ -4,7 +4,7 @@
 (:func:`tokenizer_template`), else the named ``fallback_template``; any other name is looked up.
 
 Every template renders a list of :class:`anymodal.Message` into text and leaves modality
-placeholders (and whatever else is in the contents) untouched; :mod:`anymodal.processor` expands
+placeholders (and whatever else is in the contents) untouched; :mod:`anymodal.runtime.processor` expands
 them afterwards. A system message may come only first. Exact formats, ``q``/``a`` being user and
 assistant contents, ``x`` the last user message, ``S`` the system text:
 
@@ -37,9 +37,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 
-from anymodal.errors import UsageError
-from anymodal.specs import Message, TemplateSpec
-from anymodal.suggest import did_you_mean
+from anymodal.contract.errors import UsageError
+from anymodal.contract.specs import Message, TemplateSpec
+from anymodal.contract.wording import did_you_mean
 
 TOKENIZER_TEMPLATE = "tokenizer"
 

@@ -1,13 +1,14 @@
-"""The interface every LLM bridge implements. Torch-free at import time."""
+"""The interface every LLM bridge implements, and the spec that registers one. Torch-free at import time."""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from anymodal.specs import GenerationConfig, LoraSettings, Message
+from anymodal.contract.specs import GenerationConfig, LLMSettings, LoraSettings, Message
 
 if TYPE_CHECKING:
     import torch
@@ -89,15 +90,24 @@ class Bridge(ABC):
     def export(self, directory: Path) -> None:
         """Write the LLM with any LoRA adapter merged into its weights, and its tokenizer, as a plain
         model directory of this bridge's format (``anymodal export``). The bridge is spent after."""
-        from anymodal.errors import UsageError
+        from anymodal.contract.errors import UsageError
 
         raise UsageError(f"the {type(self).__name__} bridge cannot export a merged model")
 
     def enable_gradient_checkpointing(self) -> None:
         """Recompute activations in the backward pass to save memory (``train.gradient_checkpointing``)."""
-        from anymodal.errors import UsageError
+        from anymodal.contract.errors import UsageError
 
         raise UsageError(
             f"the {type(self).__name__} bridge does not support gradient checkpointing",
             hint="set train.gradient_checkpointing=false",
         )
+
+
+@dataclass(frozen=True)
+class BridgeSpec:
+    """How an LLM family is loaded. load(settings, device, dtype) returns a :class:`Bridge`."""
+
+    name: str
+    load: Callable[[LLMSettings, str, str], Bridge]
+    description: str = ""

@@ -3,7 +3,7 @@ verify them, record them in a manifest, and prepare them the way the preset read
 
 For ``imagebind-huge``: its checkpoint, from Meta's server. For ``pandagpt-7b`` /
 ``pandagpt-13b``: that checkpoint and PandaGPT's delta from the Hugging Face hub (verified against
-the hub's size and SHA-256), converted with :mod:`anymodal.pandagpt`. Vicuna v0 is LLaMA-1 plus
+the hub's size and SHA-256), converted with :mod:`anymodal.models.pandagpt`. Vicuna v0 is LLaMA-1 plus
 a delta and cannot be downloaded as such; give its directory with ``--llm`` and it is linked where
 the preset looks.
 
@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Protocol
 from urllib.parse import urlparse
 
-from anymodal.errors import AnymodalError, ModelLoadError, UsageError
-from anymodal.files import atomic_file, file_digest
+from anymodal.contract.errors import AnymodalError, ModelLoadError, UsageError
+from anymodal.files.atomic import atomic_file, file_digest
 
 IMAGEBIND_URL = "https://dl.fbaipublicfiles.com/imagebind/imagebind_huge.pth"
 HUB = "https://huggingface.co"
@@ -107,7 +107,7 @@ PULLABLE = ("imagebind-huge", *(f"pandagpt-{size}" for size in PANDAGPT_VARIANTS
 
 def recipe_for(preset: str, max_len: int | None = None) -> Recipe:
     if preset not in PULLABLE:
-        from anymodal.suggest import did_you_mean
+        from anymodal.contract.wording import did_you_mean
 
         raise UsageError(
             f"anymodal pull knows no preset {preset!r}{did_you_mean(preset, PULLABLE)}",
@@ -167,7 +167,7 @@ def pull(
     if recipe.delta is not None and recipe.converted is not None:
         converted = weights / recipe.converted
         if not (converted / "anymodal.yaml").is_file():
-            from anymodal import pandagpt
+            from anymodal.models import pandagpt
 
             log(f"converting {weights / recipe.delta} into {converted}")
             delta = pandagpt.read_delta(weights / recipe.delta)

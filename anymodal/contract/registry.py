@@ -18,19 +18,22 @@ from typing import Any, Literal
 
 import pluggy
 
-from anymodal import hookspecs
-from anymodal.errors import PluginError, UsageError
-from anymodal.specs import (
+from anymodal.contract import hookspecs
+from anymodal.contract.bridge import BridgeSpec
+from anymodal.contract.errors import PluginError, UsageError
+from anymodal.contract.specs import (
     CONTRACT_VERSION,
-    BridgeSpec,
     EncoderSpec,
     ModalitySpec,
     ProjectorSpec,
     TemplateSpec,
 )
-from anymodal.suggest import did_you_mean
+from anymodal.contract.version import __version__
+from anymodal.contract.wording import did_you_mean
 
 ENTRY_POINT_GROUP = "anymodal"
+#: The distribution whose entry point registers core's own pieces (anymodal.runtime.builtin).
+CORE_DISTRIBUTION = "anymodal"
 
 #: hook name -> (kind, spec class). The order is the order in which hooks are called.
 HOOKS: dict[str, tuple[str, type]] = {
@@ -180,8 +183,6 @@ class _Loader:
                 f"plugin {record.label} does not declare ANYMODAL_CONTRACT",
                 hint=f"add `ANYMODAL_CONTRACT = {CONTRACT_VERSION}` to the plugin module",
             )
-        from anymodal import __version__
-
         needs = _required_anymodal(dist)
         needs_text = f"it requires {needs}" if needs else "it needs a different anymodal"
         raise PluginError(
@@ -222,9 +223,14 @@ class _Loader:
 
 
 def _entry_points() -> list[metadata.EntryPoint]:
+    """Every entry point in the group, core's own first, then by distribution and name."""
     found = metadata.entry_points(group=ENTRY_POINT_GROUP)
     unique = {(ep.dist.name if ep.dist else "", ep.name, ep.value): ep for ep in found}
-    return [unique[key] for key in sorted(unique)]
+    return [unique[key] for key in sorted(unique, key=lambda key: (key[0] != CORE_DISTRIBUTION, key))]
+
+
+def _is_core(ep: metadata.EntryPoint) -> bool:
+    return ep.dist is not None and ep.dist.name == CORE_DISTRIBUTION
 
 
 def load_registry(
@@ -235,25 +241,32 @@ def load_registry(
 ) -> Registry:
     """Build a registry: core's built-ins, then entry-point plugins, then ``plugins`` (tests).
 
+    Core's own pieces (projectors, templates, the ImageBind encoder) are a plugin like any other,
+    found through the ``anymodal`` distribution's own entry point; it is always loaded and cannot
+    be disabled. ``entry_points=False`` skips every other installed plugin.
+
     A module in ``plugins`` that an entry point also names (``name = "that.module"``) takes that
     entry point's place, keeping its distribution and version, so a plugin under test is never
     registered twice whether or not it is installed.
     """
-    from anymodal import __version__, builtin
-
     if strict is None:
         strict = os.environ.get("ANYMODAL_STRICT_PLUGINS", "") not in ("", "0", "false")
     disabled = _env_list("ANYMODAL_DISABLE_PLUGINS")
     registry = Registry()
     loader = _Loader(registry, strict)
-    loader.load(PluginRecord("builtin", "anymodal", __version__), lambda: builtin)
+    found = _entry_points()
+    if not any(_is_core(ep) for ep in found):
+        loader.load(PluginRecord("builtin", CORE_DISTRIBUTION, __version__), _missing_core)
     given = {getattr(plugin, "__name__", type(plugin).__name__): plugin for plugin in plugins}
-    for ep in _entry_points() if entry_points else []:
+    for ep in found:
+        core = _is_core(ep)
+        if not (entry_points or core):
+            continue
         dist = ep.dist
         record = PluginRecord(ep.name, dist.name if dist else None, dist.version if dist else None)
         if ep.value in given:
             loader.load(record, _constant(given.pop(ep.value)), dist)
-        elif {ep.name, record.distribution} & disabled:
+        elif not core and {ep.name, record.distribution} & disabled:
             record.status = "disabled"
             registry.plugins.append(record)
         else:
@@ -265,6 +278,14 @@ def load_registry(
 
 def _constant(plugin: object) -> Callable[[], object]:
     return lambda: plugin
+
+
+def _missing_core() -> object:
+    raise PluginError(
+        f"the {CORE_DISTRIBUTION} distribution's own entry point (group {ENTRY_POINT_GROUP!r}) is "
+        "missing, so its projectors, templates and encoders are not registered",
+        hint="install anymodal rather than running it from a source tree (pip install -e .)",
+    )
 
 
 _REGISTRY: Registry | None = None

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from anymodal.hookspecs import hookimpl
-from anymodal.specs import CONTRACT_VERSION
+from anymodal.contract.hookspecs import hookimpl
+from anymodal.contract.specs import CONTRACT_VERSION
 
 ANYMODAL_CONTRACT = CONTRACT_VERSION
 
 
 @hookimpl
 def register_projectors(register: Callable[..., None]) -> None:
-    from anymodal.projectors import PROJECTORS
+    from anymodal.projectors.specs import PROJECTORS
 
     for spec in PROJECTORS:
         register(spec)
@@ -20,7 +20,7 @@ def register_projectors(register: Callable[..., None]) -> None:
 
 @hookimpl
 def register_templates(register: Callable[..., None]) -> None:
-    from anymodal.templates import TEMPLATES
+    from anymodal.runtime.templates import TEMPLATES
 
     for spec in TEMPLATES:
         register(spec)

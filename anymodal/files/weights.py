@@ -1,15 +1,22 @@
-"""Reading torch checkpoint files and comparing state dicts by key and shape. Public, so that plugins
-with checkpoint formats of their own read and report them the way core does; torch is imported
-when a file is read, never at import."""
+"""Reading weight files: torch checkpoints and safetensors, state dicts compared by key and shape,
+and strict loading into a module with errors that name the file and the mismatched keys.
+
+:func:`load_torch_file` and :func:`state_dict_mismatches` are public, so that plugins with
+checkpoint formats of their own read and report them the way core does; torch is imported when a
+file is read, never at import."""
 
 from __future__ import annotations
 
 import pickle
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from anymodal.errors import ModelLoadError
+from anymodal.contract.errors import ModelLoadError
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
 
 
 def load_torch_file(
@@ -54,6 +61,38 @@ def state_dict_mismatches(expected: Mapping[str, Any], state: Mapping[str, Any])
         shapes = [f"{key} {tuple(state[key].shape)} != {tuple(expected[key].shape)}" for key in wrong]
         problems.append(f"wrong shape {_sample(shapes)}")
     return problems
+
+
+def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """A state dict from a ``.safetensors`` file or a torch checkpoint (read with weights_only)."""
+    import torch
+
+    file = Path(path).expanduser()
+    if not file.is_file():
+        raise ModelLoadError(f"weights file not found: {file}", hint="check the path in the config")
+    if file.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        try:
+            return load_file(str(file))
+        except Exception as error:
+            raise ModelLoadError(f"cannot read weights file {file}: {error}") from error
+    loaded = load_torch_file(file)
+    if not isinstance(loaded, dict) or not all(isinstance(v, torch.Tensor) for v in loaded.values()):
+        raise ModelLoadError(f"{file} is not a flat state dict of tensors")
+    return loaded
+
+
+def load_weights(module: nn.Module, path: str | Path, what: str) -> None:
+    """Load ``path`` into ``module`` strictly; missing, unexpected or mis-shaped keys are listed."""
+    state = read_state_dict(path)
+    problems = state_dict_mismatches(module.state_dict(), state)
+    if problems:
+        raise ModelLoadError(
+            f"{path} does not fit the {what}: {'; '.join(problems)}",
+            hint="check that the file was trained for this encoder, projector and LLM size",
+        )
+    module.load_state_dict(state, strict=True)
 
 
 def _sample(items: list[str]) -> str:

@@ -15,19 +15,19 @@ from typing import Any
 import torch
 from torch import nn
 
-from anymodal.bridge import Bridge
-from anymodal.builtin_models import resolve_llm_path
 from anymodal.config.device import resolve_placement
+from anymodal.config.model_files import check_model_files
 from anymodal.config.schema import EncoderConfig, ModalityConfig, ModelConfig
-from anymodal.errors import AnymodalError, InputError, ModelLoadError, PluginError, UsageError
-from anymodal.files import file_digest
-from anymodal.inputs import check_input_file
-from anymodal.model_files import check_model_files
-from anymodal.plugins import Registry
-from anymodal.processor import ProcessedPrompt, PromptProcessor, Slot
-from anymodal.specs import EncoderOutput, LLMSettings, ModalitySpec
-from anymodal.templates import resolve_template, tokenizer_template
-from anymodal.weights import load_weights
+from anymodal.contract.bridge import Bridge
+from anymodal.contract.errors import AnymodalError, InputError, ModelLoadError, PluginError, UsageError
+from anymodal.contract.registry import Registry
+from anymodal.contract.specs import EncoderOutput, LLMSettings, ModalitySpec
+from anymodal.files.atomic import file_digest
+from anymodal.files.inputs import check_input_file
+from anymodal.files.weights import load_weights
+from anymodal.runtime.builtin_llm import resolve_llm_path
+from anymodal.runtime.processor import ProcessedPrompt, PromptProcessor, Slot
+from anymodal.runtime.templates import resolve_template, tokenizer_template
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 

@@ -35,9 +35,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
-from anymodal.errors import UsageError
-from anymodal.specs import Message, TemplateSpec
-from anymodal.suggest import did_you_mean
+from anymodal.contract.errors import UsageError
+from anymodal.contract.specs import Message, TemplateSpec
+from anymodal.contract.wording import did_you_mean
 
 # Private-use characters mark slots and message bounds while the template renders; any template
 # copies them through untouched, and user text may not contain them.

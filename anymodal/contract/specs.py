@@ -1,4 +1,6 @@
-"""What plugins register: specs for modalities, encoders, projectors, LLM bridges and templates.
+"""What plugins register: specs for modalities, encoders, projectors and templates, and the data
+that passes between the runtime and an LLM bridge (messages, generation and LoRA settings).
+The bridge itself and its spec are in :mod:`anymodal.contract.bridge`.
 
 This module must stay free of heavy imports (torch, transformers): importing a plugin imports it,
 and importing a plugin must be cheap. Anything heavy happens inside the callables a spec carries.
@@ -13,8 +15,6 @@ from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 if TYPE_CHECKING:
     import torch
-
-    from anymodal.bridge import Bridge
 
 #: Version of the plugin contract this anymodal speaks. A plugin module declares the version it
 #: was built for as a module attribute ``ANYMODAL_CONTRACT``; a mismatch is refused at load time.
@@ -107,15 +107,6 @@ class ProjectorSpec:
     name: str
     build: Callable[[EncoderGeometry, int, Any], Any]
     options: type | None = None
-    description: str = ""
-
-
-@dataclass(frozen=True)
-class BridgeSpec:
-    """How an LLM family is loaded. load(settings, device, dtype) returns a :class:`Bridge`."""
-
-    name: str
-    load: Callable[[LLMSettings, str, str], Bridge]
     description: str = ""
 
 

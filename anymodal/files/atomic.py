@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from anymodal.errors import UsageError
+from anymodal.contract.errors import UsageError
 
 
 @contextmanager

@@ -17,10 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from anymodal import __version__
-from anymodal.builtin_models import cache_dir
 from anymodal.config import LoadedConfig
-from anymodal.config.load import weights_dir
-from anymodal.plugins import Registry
+from anymodal.config.sources import cache_dir, weights_dir
+from anymodal.contract.registry import Registry
 
 #: Distributions anymodal and its first-party plugins use, in the order they are reported.
 LIBRARIES = (
@@ -78,7 +77,7 @@ class Part:
 
 def model_parts(loaded: LoadedConfig, registry: Registry) -> list[Part]:
     """The LLM, its adapter, and each modality's encoder and projector, with parameter counts."""
-    from anymodal.runtime import encoder_key, llm_settings
+    from anymodal.runtime.model import encoder_key, llm_settings
 
     model = loaded.config.model
     settings = llm_settings(model)
@@ -106,7 +105,7 @@ def model_parts(loaded: LoadedConfig, registry: Registry) -> list[Part]:
 def memory_lines(loaded: LoadedConfig, registry: Registry) -> Iterator[str]:
     """The missing files and the weights' memory, line by line."""
     from anymodal.config.device import resolve_placement
-    from anymodal.model_files import required_files
+    from anymodal.config.model_files import required_files
 
     model = loaded.config.model
     missing = [f"{path} ({key})" for key, path in required_files(model) if not Path(path).exists()]

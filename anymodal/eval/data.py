@@ -16,47 +16,21 @@ question (the user messages since the previous answer) with its placeholders rem
 answer cannot leak into the next question. A record's system messages are not sent; the model's
 configured system prompt is. A record whose ``meta`` is malformed is skipped like any invalid one.
 
-Reading and scoring are torch-free; only :func:`run_records` needs a loaded model.
+Reading is torch-free; scoring is :mod:`anymodal.eval.scoring`'s, running :mod:`anymodal.eval.run`'s.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from anymodal.errors import AnymodalError, UsageError
-from anymodal.files import atomic_file
-from anymodal.suggest import did_you_mean
+from anymodal.contract.errors import UsageError
+from anymodal.contract.wording import did_you_mean
+from anymodal.eval.scoring import WORD, Checks, exact_match, judge_reply
 from anymodal.train.data import DataReport, Problem, Record, load_entries, read_records
-
-if TYPE_CHECKING:
-    from anymodal.chat import ChatSession
-
-__all__ = [
-    "DATA_FILE_NAMES",
-    "EXACT_KIND",
-    "EvalData",
-    "EvalItem",
-    "EvalRecord",
-    "EvalRun",
-    "ScoredItem",
-    "Summary",
-    "Tally",
-    "exact_match",
-    "find_data_file",
-    "format_table",
-    "judge_reply",
-    "load_eval_data",
-    "normalise_answer",
-    "report_dict",
-    "run_records",
-    "summarise",
-    "write_json",
-]
 
 #: What a data directory is searched for, in order.
 DATA_FILE_NAMES = ("conversations.jsonl", "conversations.json")
@@ -64,46 +38,6 @@ EXACT_KIND = "exact"
 CHECKED_KIND = "checks"
 TEXT_MODALITY = "text"
 META_KEY = "meta"
-_WORD = re.compile(r"[a-z]+")
-
-Checks = Mapping[str, Mapping[str, Sequence[str]]]
-
-
-# --- scoring ------------------------------------------------------------------------------------
-
-
-def judge_reply(reply: str, checks: Checks) -> bool:
-    """True when, for every attribute in ``checks``, the reply holds at least one of its ``expect``
-    words and none of its ``reject`` words.
-
-    Words are the runs of ``a-z`` in the lowercased reply, so "right" does not match "bright" and
-    "red." matches "red"; check words are lowercased too. Empty ``checks`` is vacuously True; an
-    attribute without ``expect`` words can never pass (:func:`load_eval_data` refuses both).
-    """
-    words = set(reply_words(reply))
-    return all(
-        any(word.lower() in words for word in check.get("expect", ()))
-        and not any(word.lower() in words for word in check.get("reject", ()))
-        for check in checks.values()
-    )
-
-
-def reply_words(text: str) -> list[str]:
-    """The words a reply is judged by: the runs of ``a-z`` in the lowercased text."""
-    return _WORD.findall(text.lower())
-
-
-def normalise_answer(text: str) -> str:
-    """Lowercase, whitespace collapsed to single spaces, stripped, one trailing "." removed."""
-    return " ".join(text.lower().split()).removesuffix(".").rstrip()
-
-
-def exact_match(reply: str, reference: str) -> bool:
-    """Whether ``reply`` and ``reference`` are equal after :func:`normalise_answer`."""
-    return normalise_answer(reply) == normalise_answer(reference)
-
-
-# --- reading the data ---------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -286,7 +220,7 @@ def _check_words(check: object, where: str, problems: list[str]) -> None:
         words = check.get(key, [])
         if not isinstance(words, list) or (key == "expect" and not words):
             problems.append(f"'{where}.{key}' is not a {'non-empty ' if key == 'expect' else ''}list")
-        elif not all(isinstance(word, str) and _WORD.fullmatch(word.lower()) for word in words):
+        elif not all(isinstance(word, str) and WORD.fullmatch(word.lower()) for word in words):
             problems.append(f"'{where}.{key}' holds something that is not a single word of letters a-z")
 
 
@@ -298,170 +232,3 @@ def _placeholder_stripper(placeholders: Iterable[str]) -> Callable[[str], str]:
         return str.strip
     pattern = re.compile(r"\s*(?:" + "|".join(map(re.escape, texts)) + r")\s*")
     return lambda text: pattern.sub(" ", text).strip()
-
-
-# --- running ------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ScoredItem:
-    """An item of a record with the model's reply and whether it was right."""
-
-    record: EvalRecord
-    item: EvalItem
-    reply: str
-    correct: bool
-
-    def outcome(self) -> tuple[str, str, bool]:
-        """``(modality, kind, correct)``, what :func:`summarise` counts."""
-        return self.record.modality, self.item.kind, self.correct
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.record.id,
-            "turn": self.item.turn,
-            "modality": self.record.modality,
-            "kind": self.item.kind,
-            "question": self.item.question,
-            "reply": self.reply,
-            "reference": self.item.reference,
-            "correct": self.correct,
-        }
-
-
-@dataclass
-class EvalRun:
-    """Every scored item, and the records whose media failed to load (source, error), not scored."""
-
-    scored: list[ScoredItem] = field(default_factory=list)
-    failed: list[tuple[str, str]] = field(default_factory=list)
-
-
-def run_records(
-    session: ChatSession,
-    records: Sequence[EvalRecord],
-    progress: Callable[[int, int], None] | None = None,
-) -> EvalRun:
-    """Ask the model about every item: a fresh conversation per item, with the record's media.
-
-    A record's files are decoded and encoded once for all its items (a session per record, sharing
-    ``session``'s model, processor and generation settings, keeps the cache of encodings to the
-    record, so it does not grow with the dataset). ``progress(done, total)`` follows each item. A
-    record whose media fail to load (a corrupt file) is listed in ``failed`` and skipped.
-    """
-    from anymodal.chat import ChatSession
-
-    total = sum(len(record.items) for record in records)
-    run, done = EvalRun(), 0
-    for record in records:
-        per_record = ChatSession(session.model, session.processor, session.generation, session.system_prompt)
-        try:
-            prepared = [per_record.model.prepare(modality, path) for modality, path in record.media]
-            for inputs in prepared:
-                _ = inputs.key  # hash now, as the file is when it was read
-        except AnymodalError as error:
-            run.failed.append((record.source, str(error)))
-            done += len(record.items)
-            continue
-        for item in record.items:
-            per_record.reset()
-            per_record.pending.extend(prepared)
-            reply = "".join(per_record.ask(item.question))
-            run.scored.append(ScoredItem(record, item, reply, item.score(reply)))
-            done += 1
-            if progress is not None:
-                progress(done, total)
-    return run
-
-
-# --- counting and reporting ---------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Tally:
-    items: int = 0
-    correct: int = 0
-
-    @property
-    def accuracy(self) -> float:
-        return self.correct / self.items if self.items else 0.0
-
-    def add(self, correct: bool) -> Tally:
-        return Tally(self.items + 1, self.correct + int(correct))
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"items": self.items, "correct": self.correct, "accuracy": self.accuracy}
-
-
-@dataclass
-class Summary:
-    """Counts overall, per modality (first-appearance order) and per modality and kind (sorted)."""
-
-    overall: Tally
-    by_modality: dict[str, Tally]
-    by_kind: dict[str, dict[str, Tally]]
-
-
-def summarise(outcomes: Iterable[tuple[str, str, bool]]) -> Summary:
-    """Count ``(modality, kind, correct)`` outcomes; see :meth:`ScoredItem.outcome`."""
-    overall = Tally()
-    by_modality: dict[str, Tally] = {}
-    by_kind: dict[str, dict[str, Tally]] = {}
-    for modality, kind, correct in outcomes:
-        overall = overall.add(correct)
-        by_modality[modality] = by_modality.get(modality, Tally()).add(correct)
-        kinds = by_kind.setdefault(modality, {})
-        kinds[kind] = kinds.get(kind, Tally()).add(correct)
-    sorted_kinds = {modality: dict(sorted(kinds.items())) for modality, kinds in by_kind.items()}
-    return Summary(overall, by_modality, sorted_kinds)
-
-
-def format_table(summary: Summary) -> str:
-    """The summary as aligned text: a row per modality and kind, a ``(all)`` row per modality, and
-    an ``overall`` row."""
-    rows: list[tuple[str, str, Tally]] = []
-    for modality, kinds in summary.by_kind.items():
-        rows.extend((modality, kind, tally) for kind, tally in kinds.items())
-        rows.append((modality, "(all)", summary.by_modality[modality]))
-    rows.append(("overall", "", summary.overall))
-    cells = [("modality", "kind", "items", "correct", "accuracy")] + [
-        (modality, kind, str(t.items), str(t.correct), f"{100 * t.accuracy:.1f}%")
-        for modality, kind, t in rows
-    ]
-    widths = [max(len(row[column]) for row in cells) for column in range(5)]
-    lines = [
-        "  ".join(
-            cell.ljust(width) if column < 2 else cell.rjust(width)
-            for column, (cell, width) in enumerate(zip(row, widths, strict=True))
-        )
-        for row in cells
-    ]
-    return "\n".join(lines)
-
-
-def report_dict(model: str, data: EvalData, run: EvalRun) -> dict[str, Any]:
-    """The JSON form of a run: counts, per modality and kind, and every item with its reply."""
-    summary = summarise(item.outcome() for item in run.scored)
-    return {
-        "model": model,
-        "data": str(data.file),
-        "items": summary.overall.items,
-        "skipped_records": data.skipped + len(run.failed),
-        "overall": summary.overall.to_dict(),
-        "by_modality": {modality: tally.to_dict() for modality, tally in summary.by_modality.items()},
-        "by_kind": {
-            modality: {kind: tally.to_dict() for kind, tally in kinds.items()}
-            for modality, kinds in summary.by_kind.items()
-        },
-        "items_detail": [item.to_dict() for item in run.scored],
-    }
-
-
-def write_json(path: str | Path, value: Any) -> Path:
-    """Write ``value`` as JSON to ``path`` atomically (a temporary file beside it, then a rename)."""
-    target = Path(path)
-    if target.is_dir():
-        raise UsageError(f"output {target} is a directory", hint="pass a file path with --output")
-    with atomic_file(target) as temporary:
-        temporary.write_text(json.dumps(value, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    return target

@@ -14,10 +14,10 @@ from pathlib import Path
 import torch
 
 from anymodal.config.schema import AnymodalConfig
-from anymodal.plugins import Registry
-from anymodal.processor import Attachment, PromptProcessor, Slot, Turn
-from anymodal.runtime import AnyModalModel, PreparedInput, scatter_embeddings, sum_projected
-from anymodal.specs import GenerationConfig, Message
+from anymodal.contract.registry import Registry
+from anymodal.contract.specs import GenerationConfig, Message
+from anymodal.runtime.model import AnyModalModel, PreparedInput, scatter_embeddings, sum_projected
+from anymodal.runtime.processor import Attachment, PromptProcessor, Slot, Turn
 
 
 @dataclass
