@@ -17,8 +17,11 @@ $(BIN)/python:
 
 # Reinstall when any pyproject or the constraints change.
 $(VENV)/.installed: $(BIN)/python pyproject.toml constraints.txt $(PACKAGES)
-	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]' $(EDITABLES)
-	touch $@
+	@echo "Setting up $(VENV): pip is installing anymodal, its Hugging Face bridge, its 7 modality plugins"
+	@echo "and their dependencies (torch, transformers, ...); about 2 minutes the first time, quiet until done."
+	@$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]' $(EDITABLES)
+	@touch $@
+	@echo "Set up. Put anymodal on your PATH with: source $(VENV)/bin/activate"
 
 setup: $(VENV)/.installed
 

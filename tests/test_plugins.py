@@ -161,3 +161,25 @@ def test_importing_anymodal_does_not_import_torch():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"
+
+
+def test_core_is_found_through_its_own_entry_point_first_and_cannot_be_disabled(monkeypatch):
+    monkeypatch.setenv("ANYMODAL_DISABLE_PLUGINS", "builtin,anymodal")
+    registry = load_registry()
+    first = registry.plugins[0]
+    assert (first.name, first.distribution, first.status) == ("builtin", "anymodal", "ok")
+    assert registry.owners[("projector", "linear")] is first
+    assert [p.name for p in load_registry(entry_points=False).plugins] == ["builtin"]
+
+
+def test_a_missing_core_entry_point_is_one_clear_plugin_error(monkeypatch):
+    from anymodal.contract import registry as registry_module
+
+    monkeypatch.setattr(registry_module, "_entry_points", list)
+    registry = load_registry()
+    (record,) = registry.plugins
+    assert (record.name, record.status) == ("builtin", "failed")
+    assert record.error is not None and "distribution's own entry point" in record.error
+    assert registry.projectors == {}
+    with pytest.raises(PluginError, match="pip install -e"):
+        load_registry(strict=True)

@@ -11,6 +11,9 @@ Kept small and regular on purpose, because a model of a million parameters has t
 A reply is judged by words, not by exact text: per checked attribute, at least one ``expect`` word
 must appear and no ``reject`` word (the other classes' words); :func:`anymodal.eval.scoring.judge_reply`
 scores it, so a model that says "It's a red one" about a red shape is right.
+
+It stays one module of about 400 lines because its tables (paraphrases, canonical sentences,
+check words) are one vocabulary that has to be read, and kept consistent, together.
 """
 
 from __future__ import annotations

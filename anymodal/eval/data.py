@@ -30,7 +30,8 @@ from typing import Any
 from anymodal.contract.errors import UsageError
 from anymodal.contract.wording import did_you_mean
 from anymodal.eval.scoring import WORD, Checks, exact_match, judge_reply
-from anymodal.train.data import DataReport, Problem, Record, load_entries, read_records
+from anymodal.train.data import DataReport, Problem, Record, read_records
+from anymodal.train.data_file import load_entries
 
 #: What a data directory is searched for, in order.
 DATA_FILE_NAMES = ("conversations.jsonl", "conversations.json")

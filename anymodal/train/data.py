@@ -9,7 +9,6 @@ Torch-free on purpose, so that checking a data file is cheap and needs no model.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from collections import Counter
@@ -18,9 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from anymodal.contract.errors import InputError, UsageError
+from anymodal.contract.errors import UsageError
 from anymodal.contract.specs import Message, Role
 from anymodal.contract.wording import did_you_mean, plural
+from anymodal.train.data_file import json_type, load_entries
 
 __all__ = [
     "ON_INVALID_CHOICES",
@@ -174,65 +174,6 @@ def check_report(report: DataReport, on_invalid: str) -> None:
         raise UsageError(report.summary(), hint=hint)
 
 
-# --- reading the file ---------------------------------------------------------------------------
-
-
-def load_entries(file: Path) -> list[tuple[str, object]]:
-    """(source, parsed value) per record. The format is told by content, so a misnamed file works."""
-    if not file.exists():
-        raise InputError(f"data file {file} not found", hint="check the training data path")
-    if not file.is_file():
-        raise InputError(f"data file {file} is not a file")
-    try:
-        text = file.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as error:
-        raise InputError(f"data file {file} is not UTF-8 text (bad byte at offset {error.start})") from None
-    except OSError as error:
-        raise InputError(f"cannot read data file {file}: {error.strerror}") from None
-    content = text.lstrip()
-    if not content:
-        raise InputError(f"data file {file} is empty")
-    entries = _parse_json_list(file, text) if content.startswith("[") else _parse_json_lines(file, text)
-    if not entries:
-        raise InputError(f"data file {file} has no records")
-    return entries
-
-
-def _parse_json_list(file: Path, text: str) -> list[tuple[str, object]]:
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as error:
-        where = f"line {error.lineno} column {error.colno}"
-        raise InputError(f"data file {file} is not valid JSON: {error.msg} at {where}") from None
-    return [(f"{file.name}[{index}]", item) for index, item in enumerate(value)]
-
-
-def _parse_json_lines(file: Path, text: str) -> list[tuple[str, object]]:
-    entries: list[tuple[str, object]] = []
-    # split("\n"), not splitlines(): JSON strings may hold U+2028 and friends, which splitlines breaks on.
-    for number, line in enumerate(text.split("\n"), 1):
-        if not line.strip():
-            continue
-        try:
-            entries.append((f"{file.name}:{number}", json.loads(line)))
-        except json.JSONDecodeError as error:
-            whole = _json_or_none(text)  # a pretty-printed object looks like broken JSONL: say what it is
-            if whole is not None:
-                hint = "use a JSON list of records, or JSONL with one record per line"
-                message = f"data file {file}: top level is {_json_type(whole)}, not a list"
-                raise InputError(message, hint=hint) from None
-            message = f"data file {file} line {number} is not valid JSON: {error.msg} at column {error.colno}"
-            raise InputError(message, hint="a JSONL file holds one JSON object per line") from None
-    return entries
-
-
-def _json_or_none(text: str) -> object:
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return None
-
-
 # --- checking one record ------------------------------------------------------------------------
 
 Report = Callable[[str, str], None]
@@ -269,7 +210,7 @@ def _check_record(raw: object, source: str, context: _Context) -> tuple[Record |
         problems.append(Problem(kind, source, detail))
 
     if not isinstance(raw, dict):
-        report("malformed", f"record is {_json_type(raw)}, not an object")
+        report("malformed", f"record is {json_type(raw)}, not an object")
         return None, problems
     messages = _read_conversation(raw, report)
     media, broken = _read_media_fields(raw, context, report)
@@ -297,7 +238,7 @@ def _read_conversation(raw: dict[str, Any], report: Report) -> list[Message] | N
         return None
     turns = raw[keys[0]]
     if not isinstance(turns, list):
-        report("malformed", f"'{keys[0]}' is {_json_type(turns)}, not a list")
+        report("malformed", f"'{keys[0]}' is {json_type(turns)}, not a list")
         return None
     messages: list[Message] = []
     for index, turn in enumerate(turns):
@@ -313,7 +254,7 @@ def _read_conversation(raw: dict[str, Any], report: Report) -> list[Message] | N
 
 def _read_turn(turn: object, where: str, report: Report) -> Message | None:
     if not isinstance(turn, dict):
-        report("malformed", f"{where} is {_json_type(turn)}, not an object")
+        report("malformed", f"{where} is {json_type(turn)}, not an object")
         return None
     speaker, text = turn.get("from"), turn.get("value")
     if not isinstance(speaker, str) or not isinstance(text, str):
@@ -419,8 +360,3 @@ def _placeholders_in(message: Message, context: _Context) -> list[str]:
     if message.role != "user" or context.pattern is None:
         return []
     return [context.modality_of[match.group()] for match in context.pattern.finditer(message.content)]
-
-
-def _json_type(value: object) -> str:
-    names = {dict: "an object", list: "a list", str: "a string", bool: "a boolean", type(None): "null"}
-    return names.get(type(value), "a number")
