@@ -67,6 +67,130 @@ def test_the_default_directory_is_the_distribution_name(tmp_path: Path, monkeypa
     assert "anymodal install -e './anymodal-lidar[test]'" in err
 
 
+def test_the_default_description_is_generic():
+    assert plugin_names("ecg").description == "ecg data as .npy arrays"
+    assert plugin_names("event_camera").description == "event camera data as .npy arrays"
+    assert plugin_names("ecg", "12-lead ECG").description == "12-lead ECG"
+
+
+#: Words of the lidar example the scaffold once was; a plugin for another modality has none of them.
+LIDAR_WORDS = re.compile(
+    r"\bpoints?\b|point cloud|lidar|\[points, 4\]|intensity|x, y, z|\bscans?\b|\bcar\b", re.I
+)
+
+
+def written_files(project: Path) -> dict[str, str]:
+    return {
+        file.relative_to(project).as_posix(): file.read_text()
+        for file in project.rglob("*")
+        if file.is_file()
+    }
+
+
+def lidar_words(text: str) -> list[str]:
+    # "entry point" is the packaging term (pyproject.toml's [project.entry-points.anymodal]).
+    return LIDAR_WORDS.findall(re.sub(r"entry[ -]points?", "", text, flags=re.I))
+
+
+def test_a_plugin_for_another_modality_says_nothing_of_point_clouds(tmp_path: Path):
+    code, _, err = new_plugin("ecg", "-o", str(tmp_path / "p"))
+    assert code == 0, err
+    files = written_files(tmp_path / "p")
+    assert len(files) == len(list(TEMPLATES.rglob("*.tmpl")))
+    for name, text in files.items():
+        assert not lidar_words(text), (name, lidar_words(text))
+    assert not lidar_words(err), err
+    assert "a sensor array saved as `.npy`" in files["README.md"]
+    assert 'description = "anymodal modality plugin: ecg data as .npy arrays"' in files["pyproject.toml"]
+    assert 'description="ecg data as .npy arrays"' in files["anymodal_ecg/plugin.py"]
+
+
+def test_the_readme_names_the_files_really_written_and_how_to_run_the_tests(tmp_path: Path):
+    project = tmp_path / "p"
+    create_plugin(plugin_names("ecg"), project)
+    files = written_files(project)
+    readme = files["README.md"]
+    named = set(re.findall(r"[\w./-]+\.(?:py|toml|md)\b", readme))
+    assert named, readme
+    for name in named:
+        assert (project / name).is_file(), f"README.md names {name}, which new-plugin does not write"
+    tests = {name for name in files if name.startswith("tests/")}
+    assert tests == {"tests/test_ecg_conformance.py", "tests/test_ecg_loader.py"}
+    assert tests <= named
+    commands = re.findall(r"^(pip install|pytest)(.*?)(?:  +#.*)?$", readme, re.M)
+    assert ("pip install", " -e '.[test]'") in commands and ("pytest", "") in commands
+    assert {("pytest", f" {name}") for name in tests} <= set(commands)
+    assert "test = [" in files["pyproject.toml"]  # the extra that `-e '.[test]'` installs
+
+
+#: Where an author fills in the plugin for a real sensor: (file, line the TODO comment sits above).
+TODO_PLACES = [
+    ("anymodal_ecg/loader.py", "def load(path: Path)"),
+    ("anymodal_ecg/loader.py", "def preprocess(array"),
+    ("anymodal_ecg/options.py", "CHANNELS = 4"),
+    ("anymodal_ecg/options.py", "class ExampleEncoderOptions:"),
+    ("anymodal_ecg/encoder.py", "class ExampleEncoder(nn.Module):"),
+    ("anymodal_ecg/encoder.py", "self.geometry = anymodal.EncoderGeometry("),
+    ("anymodal_ecg/plugin.py", 'FILE_KINDS = ("npy",)'),
+    ("anymodal_ecg/plugin.py", "def preprocess(array"),
+    ("anymodal_ecg/plugin.py", 'description="ecg data as .npy arrays"'),
+    ("anymodal_ecg/plugin.py", 'description="example encoder'),
+    ("pyproject.toml", "[project]"),
+    ("pyproject.toml", "dependencies = ["),
+]
+
+
+def test_todo_comments_mark_exactly_what_an_author_fills_in(tmp_path: Path):
+    project = tmp_path / "p"
+    create_plugin(plugin_names("ecg"), project)
+    files = written_files(project)
+    todos = {
+        name: re.findall(r"^ *# TODO: (.*(?:\n *# (?!TODO).*)*)", text, re.M) for name, text in files.items()
+    }
+    assert {name for name, found in todos.items() if found} == {name for name, _ in TODO_PLACES}
+    assert sum(len(found) for found in todos.values()) == len(TODO_PLACES)
+    for name, found in todos.items():
+        for todo in found:
+            assert len(todo.split()) >= 8, f"{name}: a TODO that does not say what to decide: {todo!r}"
+    for name, anchor in TODO_PLACES:
+        lines = files[name].splitlines()
+        at = next(i for i, line in enumerate(lines) if line.strip().startswith(anchor))
+        above = []
+        while at > 0 and lines[at - 1].lstrip().startswith(("#", "@")):
+            at -= 1
+            above.append(lines[at])
+        assert any("# TODO: " in line for line in above), f"no TODO above {anchor!r} in {name}"
+    # Nothing else says TODO as a marker; the README points at them.
+    assert "`grep -rn TODO .`" in files["README.md"]
+
+
+def test_the_next_steps_are_commands_for_this_plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.chdir(tmp_path)
+    code, _, err = new_plugin("ecg")
+    assert code == 0, err
+    steps = err.split("next:\n", 1)[1].splitlines()
+    assert steps[0].startswith("  anymodal install -e './anymodal-ecg[test]'   # ")
+    assert steps[1].startswith(f"  cd ./anymodal-ecg && {sys.executable} -m pytest   # ")
+    assert "tests/test_ecg_conformance.py, tests/test_ecg_loader.py" in steps[1]
+    assert steps[2].startswith("  grep -rn TODO ./anymodal-ecg   # ")
+    assert steps[-1] == "  anymodal chat --model MODEL --ecg FILE.npy 'What does this show?'"
+    for name in ("tests/test_ecg_conformance.py", "tests/test_ecg_loader.py", "README.md"):
+        assert (tmp_path / "anymodal-ecg" / name).is_file()
+
+
+def test_a_plugin_for_another_modality_passes_its_own_tests_as_written(tmp_path: Path):
+    project = tmp_path / "anymodal-ecg"
+    create_plugin(plugin_names("ecg"), project)
+    env = {**os.environ, "PYTHONPATH": str(project)}
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"],
+        cwd=project, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-3000:]
+    # Not installed here, so only the entry-point check skips (test_install.py installs one).
+    assert result.stdout.strip().splitlines()[-1].startswith("16 passed, 1 skipped")
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

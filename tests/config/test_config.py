@@ -38,7 +38,7 @@ from anymodal.config import (
 )
 from anymodal.contract.registry import Registry, load_registry
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SHIPPED_PRESETS = sorted(REPO.glob("configs/*.yaml"))
 PLUGINS_HINT = "run `anymodal plugins`"
 

@@ -31,7 +31,7 @@ from anymodal.testing.pandagpt import RANK, save_llama_1, save_pandagpt_delta
 
 LAYERS, HIDDEN = 2, 32  # RANK (and alpha) are PandaGPT's own, 32
 EMBED = TINY_IMAGEBIND["out_embed_dim"]
-PRESETS = Path(__file__).resolve().parents[1] / "configs"
+PRESETS = Path(__file__).resolve().parents[2] / "configs"
 
 
 @pytest.fixture(scope="module")
