@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import shlex
+import sys
 from pathlib import Path
 
 import click
 
 from anymodal.cli.outputs import output_directory
 from anymodal.contract.errors import UsageError
-from anymodal.scaffold.project import create_plugin, plugin_names
+from anymodal.scaffold.project import PluginNames, create_plugin, plugin_names
 
 
 def new_plugin() -> click.Command:
@@ -18,23 +20,35 @@ def new_plugin() -> click.Command:
     @click.option("--description", help="One line on what the modality is (shown in chat --help).")
     def command(name: str, output: Path | None, description: str | None) -> None:
         """Write a new modality plugin NAME: pyproject.toml with its entry point, a loader, an
-        example encoder, tests wired to anymodal's conformance suite, and a README."""
+        example encoder, tests wired to anymodal's conformance suite, and a README. The example
+        reads a sensor array saved as .npy; TODO comments mark what to fill in for yours."""
         names = plugin_names(name, description)
         _check_unregistered(name)
         directory = output or Path(names.distribution)
-        for path in create_plugin(names, directory):
+        written = create_plugin(names, directory)
+        for path in written:
             click.echo(f"created {path}")
-        shown = directory if directory.is_absolute() else f"./{directory}"  # pip reads ./x as a path
-        click.echo(
-            f"\nnext:\n"
-            f"  anymodal install -e '{shown}[test]'   # pip install -e, into anymodal's environment\n"
-            f"  cd {shown} && pytest             # its tests, the conformance suite among them\n"
-            f"  anymodal chat --model MODEL {names.flag} scan.npy 'What is this?'\n"
-            f"then replace the example loader and encoder with your sensor's: see {shown}/README.md",
-            err=True,
-        )
+        tests = [path.relative_to(directory).as_posix() for path in written if path.parent.name == "tests"]
+        click.echo(next_steps(names, directory, tests), err=True)
 
     return command
+
+
+def next_steps(names: PluginNames, directory: Path, tests: list[str]) -> str:
+    """What to run once the project is written, as commands that work from the current directory."""
+    shown = str(directory) if directory.is_absolute() else f"./{directory}"  # pip reads ./x as a path
+    where = shlex.quote(shown)
+    return (
+        f"\nnext:\n"
+        f"  anymodal install -e {shlex.quote(f'{shown}[test]')}"
+        f"   # pip install -e with the test extra, into anymodal's environment\n"
+        f"  cd {where} && {shlex.quote(sys.executable)} -m pytest"
+        f"   # its tests: {', '.join(tests)}\n"
+        f"  grep -rn TODO {where}"
+        f"   # what to fill in for your sensor: files, decoding, preprocessing, encoder, metadata\n"
+        f"then, with a model config that enables {names.name} ({shown}/README.md shows one):\n"
+        f"  anymodal chat --model MODEL {names.flag} FILE.npy 'What does this show?'"
+    )
 
 
 def _check_unregistered(name: str) -> None:

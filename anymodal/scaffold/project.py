@@ -2,7 +2,9 @@
 
 The templates are ``string.Template`` files: ``${name}`` is the modality, ``${package}`` the
 import package, ``${distribution}`` the pip name, and so on (see :class:`PluginNames`). The result
-installs with pip and passes its own tests as written, the conformance suite among them.
+installs with pip and passes its own tests as written, the conformance suite among them: its
+example loader and encoder read a generic sensor array saved as ``.npy`` (``[samples, channels]``),
+and every place an author fills in for a real sensor carries a ``TODO`` comment saying what to decide.
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ def plugin_names(name: str, description: str | None = None) -> PluginNames:
             f"{name!r} cannot name a modality",
             hint="use lower-case letters, digits and underscores, starting with a letter (lidar, event_cam)",
         )
-    text = description or f"{name.replace('_', ' ')} point clouds as .npy arrays [points, 4]"
+    text = description or f"{name.replace('_', ' ')} data as .npy arrays"
     if UNSAFE_DESCRIPTION.search(text):
         raise UsageError(
             f"the description cannot hold quotes, backslashes, dollar signs or line breaks: {text!r}",
