@@ -218,7 +218,7 @@ def test_an_existing_directory_is_left_alone(tmp_path: Path):
 def test_the_worked_example_in_the_plugin_guide_passes_the_conformance_suite(tmp_path: Path):
     """docs/plugins.md turns the scaffold into a KITTI .bin reader: its code, applied as the guide
     says, passes the generated tests, conformance suite included."""
-    guide = (Path(__file__).resolve().parents[1] / "docs" / "plugins.md").read_text()
+    guide = (Path(__file__).resolve().parents[2] / "docs" / "plugins.md").read_text()
     loader_code = re.search(r"```python\n(BYTES_PER_POINT = .*?)```", guide, re.S)
     corrupt_line = re.search(r"^ +(corrupt_bytes = .*)$", guide, re.M)
     assert loader_code and corrupt_line
