@@ -228,3 +228,19 @@ def test_ctrl_c_stops_a_reply_not_the_chat(runner, with_toy, scripted_model, mon
     assert "[reply stopped]" in result.stderr
     assert f"model: {REPLY}" in result.stdout  # the second turn answered in full
     assert "you: first" in result.stdout and "you: second" in result.stdout
+
+
+def test_a_model_with_untrained_parts_is_announced_in_one_warning_line(capsys):
+    from anymodal.cli.notes import show_model_notes
+    from anymodal.config import load_config
+    from anymodal.testing import toy
+
+    registry = load_registry(plugins=[toy])
+    show_model_notes(load_config(None, ["model.modalities.toy={}"], registry=registry))
+    warnings = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning:")]
+    assert warnings == [
+        "warning: untrained, so its answers are noise until trained: toy encoder (toy-encoder), toy projector "
+        "(linear) (no weights file; a fixed seed makes them the same on every run; see docs/training.md)"
+    ]
+    show_model_notes(load_config(None, registry=registry))
+    assert "warning:" not in capsys.readouterr().err  # the shipped demo model is trained throughout

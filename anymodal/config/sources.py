@@ -27,6 +27,8 @@ from anymodal.contract.wording import did_you_mean
 BUILTIN_PREFIX = "builtin:"
 #: Models whose files ship inside the package, under ``anymodal/models/<name>``.
 PACKAGED_MODELS = ("demo",)
+#: LLMs built on first use (:mod:`anymodal.runtime.builtin_llm` builds them), all random weights.
+BUILT_MODELS = ("tiny-untrained",)
 PRESET_PATH_ENV = "ANYMODAL_CONFIG_PATH"
 CHECKPOINT_CONFIG = "anymodal.yaml"
 #: In a training run's output directory: a text file naming the newest checkpoint directory.

@@ -2,9 +2,10 @@
 
 The environment: Python, torch with its CUDA devices and their memory, the libraries anymodal
 uses (installed version or absent), anymodal's directories, and every plugin's status. For a
-model: the files it names that are missing, and the memory its weights take in the dtype it would
-run in, part by part. Parameter counts come from building each part on torch's meta device (no
-memory, no weights read): the LLM from its config.json, each encoder from its options.
+model: the files it names that are missing, the parts that no weights file trains, and the memory
+its weights take in the dtype it would run in, part by part. Parameter counts come from building
+each part on torch's meta device (no memory, no weights read): the LLM from its config.json,
+each encoder from its options.
 """
 
 from __future__ import annotations
@@ -105,7 +106,7 @@ def model_parts(loaded: LoadedConfig, registry: Registry) -> list[Part]:
 def memory_lines(loaded: LoadedConfig, registry: Registry) -> Iterator[str]:
     """The missing files and the weights' memory, line by line."""
     from anymodal.config.device import resolve_placement
-    from anymodal.config.model_files import required_files
+    from anymodal.config.model_files import required_files, untrained_parts
 
     model = loaded.config.model
     missing = [f"{path} ({key})" for key, path in required_files(model) if not Path(path).exists()]
@@ -114,6 +115,8 @@ def memory_lines(loaded: LoadedConfig, registry: Registry) -> Iterator[str]:
     )
     for line in missing:
         yield f"  missing {line}"
+    untrained = untrained_parts(model)
+    yield "untrained (no weights file; answers about them are noise): " + (", ".join(untrained) or "none")
     place = resolve_placement(model.device, model.dtype, model.encoder_device)
     parts = model_parts(loaded, registry)
     where = f"weights in {place.dtype} on {place.device}"

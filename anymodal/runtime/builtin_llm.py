@@ -12,7 +12,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from anymodal.config.sources import BUILTIN_PREFIX, PACKAGED_MODELS, cache_dir
+from anymodal.config.sources import BUILT_MODELS, BUILTIN_PREFIX, PACKAGED_MODELS, cache_dir
 from anymodal.contract.errors import UsageError
 from anymodal.contract.wording import did_you_mean
 
@@ -26,10 +26,12 @@ def _build_tiny_untrained(directory: Path) -> None:
     save_tiny_llm(directory, seed=0)
 
 
-#: name -> (version, builder). Bump the version when a builder's output changes.
+#: name -> (version, builder), for each of the config's BUILT_MODELS. Bump the version when a
+#: builder's output changes.
 BUILTIN_MODELS: dict[str, tuple[int, Callable[[Path], None]]] = {
     "tiny-untrained": (1, _build_tiny_untrained),
 }
+assert set(BUILTIN_MODELS) == set(BUILT_MODELS), "config.sources.BUILT_MODELS names every built model"
 
 
 def resolve_llm_path(path: str) -> str:

@@ -67,9 +67,13 @@ class AnyModalModel(nn.Module):
         self.llm = bridge.module  # registered so .to() and parameters() cover the whole model
 
     @classmethod
-    def from_config(cls, config: ModelConfig, registry: Registry) -> AnyModalModel:
+    def from_config(cls, config: ModelConfig, registry: Registry, init_seed: int = 0) -> AnyModalModel:
         """Load the bridge, then build and load every enabled modality's encoder and projector.
-        Every missing weight file is named at once, before anything loads."""
+        Every missing weight file is named at once, before anything loads.
+
+        Parts without a weights file keep their initial weights, drawn from ``init_seed`` (the
+        trainer passes ``train.seed``), so an untrained part answers the same on every run; the
+        caller's random state is left as it was."""
         check_model_files(config)
         place = resolve_placement(config.device, config.dtype, config.encoder_device)
         bridge = registry.get("bridge", config.llm.bridge).load(
@@ -77,11 +81,13 @@ class AnyModalModel(nn.Module):
         )
         specs, encoders, projectors = {}, {}, {}
         shared: dict[Hashable, nn.Module] = {}
-        for name, modality_config in config.modalities.items():
-            specs[name] = registry.get("modality", name)
-            encoders[name], projectors[name] = _build_modality(
-                specs[name], modality_config, bridge.hidden_size, registry, shared
-            )
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(init_seed)
+            for name, modality_config in config.modalities.items():
+                specs[name] = registry.get("modality", name)
+                encoders[name], projectors[name] = _build_modality(
+                    specs[name], modality_config, bridge.hidden_size, registry, shared
+                )
         model = cls(config, bridge, specs, encoders, projectors)
         model.encoders.to(device=place.encoder_device, dtype=DTYPES[place.encoder_dtype])
         model.projectors.to(device=place.device, dtype=DTYPES[place.dtype])

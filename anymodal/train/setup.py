@@ -41,7 +41,7 @@ def build_model(config: AnymodalConfig, registry: Registry, device: str) -> AnyM
     """The model on ``device`` (accelerate's device for this process)."""
     model_config = copy.deepcopy(config.model)
     model_config.device = device
-    return AnyModalModel.from_config(model_config, registry)
+    return AnyModalModel.from_config(model_config, registry, init_seed=config.train.seed)
 
 
 def select_trainable(model: AnyModalModel, train: TrainConfig) -> dict[str, nn.Parameter]:

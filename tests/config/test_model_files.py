@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from anymodal.config import load_config
-from anymodal.config.model_files import check_model_files, required_files
+from anymodal.config.model_files import check_model_files, required_files, untrained_parts
 from anymodal.contract.errors import ModelLoadError
 from anymodal.contract.registry import load_registry
 from anymodal.runtime.model import AnyModalModel
@@ -53,3 +53,19 @@ def test_files_that_exist_and_hub_ids_pass(tmp_path: Path):
     hub = load_config(config_file(tmp_path), ["model.llm.path=lmsys/vicuna-7b-v1.5"], registry=registry)
     assert ("model.llm.path", "lmsys/vicuna-7b-v1.5") not in required_files(hub.config.model)
     assert len(required_files(hub.config.model)) == 4
+
+
+def test_untrained_parts_are_those_without_weights_and_the_random_builtin_llm(tmp_path: Path):
+    registry = load_registry(plugins=[toy])
+    config = load_config(config_file(tmp_path), registry=registry).config.model
+    assert untrained_parts(config) == ["toy_alt projector (mlp)"]
+    tiny = load_config(
+        config_file(tmp_path), ["model.llm.path=builtin:tiny-untrained"], registry=registry
+    ).config.model
+    assert untrained_parts(tiny) == ["the LLM (builtin:tiny-untrained)", "toy_alt projector (mlp)"]
+    bare = load_config(None, ["model.modalities={toy: {}}"], registry=registry).config.model
+    assert untrained_parts(bare)[-2:] == ["toy encoder (toy-encoder)", "toy projector (linear)"]
+
+
+def test_the_shipped_demo_model_has_no_untrained_part():
+    assert untrained_parts(load_config(None, registry=load_registry()).config.model) == []

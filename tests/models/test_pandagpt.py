@@ -317,8 +317,9 @@ def test_doctor_counts_each_part_of_a_model(parts, tiny_config):
     llm = LlamaForCausalLM.from_pretrained(parts["llm"]).num_parameters()
     vision = sum(p.numel() for p in model.encoders["image"].parameters())
     start = lines.index(f"model {tiny_config}: every file is there")
-    assert lines[start + 1] == "weights in float32 on cpu:"
-    parts_said = dict(line.strip().split(": ", 1) for line in lines[start + 2 :])
+    assert lines[start + 1] == "untrained (no weights file; answers about them are noise): none"
+    assert lines[start + 2] == "weights in float32 on cpu:"
+    parts_said = dict(line.strip().split(": ", 1) for line in lines[start + 3 :])
 
     def size(count: int) -> str:
         return f"{count / 1e6:,.1f} M parameters, {count * 4 / 1024**3:.2f} GiB"

@@ -301,3 +301,27 @@ def test_a_meta_load_encoder_that_leaves_tensors_unloaded_is_refused(tmp_path, l
         ModelLoadError, match=r"the lazy encoder of toy left 2 tensors unloaded .* e\.g\. proj\.weight"
     ):
         AnyModalModel.from_config(load_config(file, registry=registry).config.model, registry)
+
+
+def test_projectors_without_weights_start_from_the_init_seed(tmp_path, llm_dir, registry) -> None:
+    config = load_config(write_config(tmp_path, llm_dir), registry=registry).config.model
+
+    def projector_state(seed: int) -> dict[str, torch.Tensor]:
+        return {
+            f"{name}.{key}": value.clone()
+            for name, projector in AnyModalModel.from_config(
+                config, registry, init_seed=seed
+            ).projectors.items()
+            for key, value in projector.state_dict().items()
+        }
+
+    torch.manual_seed(123)
+    first = projector_state(0)
+    state = torch.get_rng_state()
+    torch.manual_seed(456)  # whatever the caller's random state, the same seed builds the same weights
+    second = projector_state(0)
+    torch.set_rng_state(state)
+    other = projector_state(1)
+    assert torch.equal(state, torch.get_rng_state())  # the caller's random stream is left alone
+    assert first.keys() == second.keys() and all(torch.equal(first[k], second[k]) for k in first)
+    assert not all(torch.equal(first[k], other[k]) for k in first)
