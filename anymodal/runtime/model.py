@@ -21,11 +21,12 @@ from anymodal.config.schema import EncoderConfig, ModalityConfig, ModelConfig
 from anymodal.contract.bridge import Bridge
 from anymodal.contract.errors import AnymodalError, InputError, ModelLoadError, PluginError, UsageError
 from anymodal.contract.registry import Registry
-from anymodal.contract.specs import EncoderOutput, LLMSettings, ModalitySpec
+from anymodal.contract.specs import EncoderGeometry, EncoderOutput, LLMSettings, ModalitySpec
 from anymodal.files.atomic import file_digest
 from anymodal.files.inputs import check_input_file
 from anymodal.files.weights import load_weights
 from anymodal.runtime.builtin_llm import resolve_llm_path
+from anymodal.runtime.given import check_projector_reads_only, embedding_key, embedding_output
 from anymodal.runtime.processor import ProcessedPrompt, PromptProcessor, Slot
 from anymodal.runtime.templates import resolve_template, tokenizer_template
 
@@ -34,16 +35,22 @@ DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch
 
 @dataclass
 class PreparedInput:
-    """One input file, checked, decoded and preprocessed; ``key`` identifies its content."""
+    """One input file, checked, decoded and preprocessed; ``key`` identifies its content.
+
+    An input given as an encoder output instead (:meth:`AnyModalModel.prepare_embedding`) has it
+    in ``encoded`` and skips the encoder; its ``tensor`` is empty and ``path`` names its source."""
 
     modality: str
     path: Path
     tensor: torch.Tensor
     options: Mapping[str, Any] = field(default_factory=dict, repr=False)
+    encoded: EncoderOutput | None = field(default=None, repr=False)
 
     @functools.cached_property
     def key(self) -> str:
         """The content key (hashes the file on first use: training without a cache never asks)."""
+        if self.encoded is not None:
+            return embedding_key(self.modality, self.encoded)
         return input_key(self.modality, self.path, self.options)
 
 
@@ -132,6 +139,19 @@ class AnyModalModel(nn.Module):
         options = self.config.modalities[modality].preprocess
         return prepare_input(spec, path, options, self.config.max_input_mb)
 
+    def prepare_embedding(
+        self, modality: str, embedding: Any, source: str | Path = "tensor"
+    ) -> PreparedInput:
+        """An input given as what the modality's encoder returns for one input (a pooled vector
+        ``[pooled_dim]``, features ``[tokens, feature_dim]``, both as a mapping, or an
+        EncoderOutput), checked against the encoder's geometry and against what the projector
+        reads; see :mod:`anymodal.runtime.given`. ``source`` names it in messages."""
+        self.check_modality(modality)
+        geometry: EncoderGeometry = getattr(self.encoders[modality], "geometry")  # noqa: B009 - the contract
+        output, given = embedding_output(embedding, geometry, modality, str(source))
+        check_projector_reads_only(self.projectors[modality], output, given, modality, str(source))
+        return PreparedInput(modality, Path(source), torch.empty(0), encoded=output)
+
     def encode(self, inputs: Sequence[PreparedInput]) -> list[torch.Tensor]:
         """Project each input: a list of ``[num_tokens, hidden]`` tensors, in input order."""
         outputs = self.encode_features(inputs)
@@ -140,9 +160,12 @@ class AnyModalModel(nn.Module):
     def encode_features(self, inputs: Sequence[PreparedInput]) -> list[EncoderOutput]:
         """Each input through its frozen encoder: one unbatched :class:`EncoderOutput` per input
         (features ``[tokens, dim]``, pooled ``[dim]``). Inputs of one modality with equal shapes
-        are encoded as one batch."""
-        out: list[EncoderOutput | None] = [None] * len(inputs)
-        for modality, indices in _groups([(i.modality, tuple(i.tensor.shape)) for i in inputs]).items():
+        are encoded as one batch; an input given as an embedding is its own output."""
+        out: list[EncoderOutput | None] = [item.encoded for item in inputs]  # given ones skip the encoder
+        files = [index for index, item in enumerate(inputs) if item.encoded is None]
+        groups = _groups([(inputs[i].modality, tuple(inputs[i].tensor.shape)) for i in files])
+        for modality, positions in groups.items():
+            indices = [files[position] for position in positions]
             encoder = self.encoders[modality[0]]
             # The encoder's own place (model.encoder_device may keep it off the LLM's device).
             param = next(encoder.parameters(), None)

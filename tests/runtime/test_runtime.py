@@ -325,3 +325,52 @@ def test_projectors_without_weights_start_from_the_init_seed(tmp_path, llm_dir, 
     assert torch.equal(state, torch.get_rng_state())  # the caller's random stream is left alone
     assert first.keys() == second.keys() and all(torch.equal(first[k], second[k]) for k in first)
     assert not all(torch.equal(first[k], other[k]) for k in first)
+
+
+def test_an_input_given_as_its_encoder_output_projects_as_the_file_does(model, tmp_path):
+    from anymodal.runtime.given import read_embedding_file
+
+    item = model.prepare("toy", write_npy(tmp_path / "a.npy", 1))
+    with torch.no_grad():
+        encoded = model.encoders["toy"](item.tensor[None])
+    torch.save({"pooled": encoded.pooled[0], "features": encoded.features[0]}, tmp_path / "a.pt")
+    given = model.prepare_embedding("toy", read_embedding_file(tmp_path / "a.pt", "toy"), tmp_path / "a.pt")
+    pooled_only = model.prepare_embedding(
+        "toy", encoded.pooled[0].clone()
+    )  # the linear projector reads only it
+    from_file, from_embedding, from_pooled = model.encode([item, given, pooled_only])
+    torch.testing.assert_close(from_embedding, from_file)
+    torch.testing.assert_close(from_pooled, from_file)
+    assert given.key == model.prepare_embedding("toy", dict(given.encoded._asdict())).key
+    assert given.key.startswith("toy:embedding:") and given.key != pooled_only.key  # NaN features differ
+
+
+def test_a_given_embedding_of_the_wrong_shape_or_kind_is_one_input_error(model, tmp_path):
+    from anymodal.runtime.given import read_embedding_file
+
+    with pytest.raises(
+        InputError, match=r"toy embedding tensor: pooled has shape \[7\], the toy encoder's is \[16\]"
+    ):
+        model.prepare_embedding("toy", torch.zeros(7))
+    with pytest.raises(InputError, match=r"tensor of shape \[1, 2, 16\]"):
+        model.prepare_embedding("toy", torch.zeros(1, 2, 16))
+    with pytest.raises(InputError, match="holds pooled, extra"):
+        model.prepare_embedding("toy", {"pooled": torch.zeros(16), "extra": torch.zeros(1)})
+    with pytest.raises(InputError, match="finite floating-point"):
+        model.prepare_embedding("toy", torch.full((16,), float("inf")))
+    text = tmp_path / "notes.pt"
+    text.write_text("not a tensor")
+    with pytest.raises(InputError, match=r"cannot read toy embedding file .*notes\.pt"):
+        read_embedding_file(text, "toy")
+
+
+def test_an_embedding_lacking_what_the_projector_reads_is_refused(tmp_path, llm_dir, registry):
+    config = write_config(tmp_path, llm_dir).read_text()
+    file = tmp_path / "features.yaml"
+    file.write_text(config.replace("toy: {}", "toy: {projector: {name: mlp, options: {input: tokens}}}"))
+    model = AnyModalModel.from_config(load_config(file, registry=registry).config.model, registry)
+    with pytest.raises(
+        InputError, match="toy embedding tensor has no features, which the toy projector reads"
+    ):
+        model.prepare_embedding("toy", torch.zeros(16))
+    model.prepare_embedding("toy", torch.zeros(4, 16))  # the features alone are enough for it
