@@ -10,7 +10,7 @@ PROMPT ?=
 INPUTS ?=
 PYTEST_ARGS ?=
 
-.PHONY: setup chat test lint typecheck format clean
+.PHONY: setup chat test lint typecheck format clean dist dist-check
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,15 @@ typecheck: setup
 
 test: lint typecheck
 	$(BIN)/pytest -q $(PYTEST_ARGS)
+
+# Wheels and sdists of core, the hf bridge and every plugin, into dist/ (scripts/dist.py).
+dist: setup
+	$(BIN)/python scripts/dist.py --outdir dist
+
+# The wheels without the source tree: built afresh, installed into a new venv in a temporary folder,
+# then chat, plugins and the missing-plugin error from there (tests/test_wheels.py; 1-2 minutes).
+dist-check: setup
+	$(BIN)/pytest -q -p no:cacheprovider -m slow tests/test_wheels.py
 
 format: setup
 	$(BIN)/ruff format .

@@ -239,8 +239,9 @@ def test_a_model_with_untrained_parts_is_announced_in_one_warning_line(capsys):
     show_model_notes(load_config(None, ["model.modalities.toy={}"], registry=registry))
     warnings = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning:")]
     assert warnings == [
-        "warning: untrained, so its answers are noise until trained: toy encoder (toy-encoder), toy projector "
-        "(linear) (no weights file; a fixed seed makes them the same on every run; see docs/training.md)"
+        "warning: untrained, so its answers are noise until trained: toy encoder (toy-encoder), "
+        "toy projector (linear) (no weights file; a fixed seed makes them the same on every run; "
+        "see docs/training.md)"
     ]
     show_model_notes(load_config(None, registry=registry))
     assert "warning:" not in capsys.readouterr().err  # the shipped demo model is trained throughout
