@@ -18,7 +18,8 @@ A plugin author runs it with one class in their tests::
 Every check runs once per modality the plugin registers, on the plugin module itself (registered
 without entry points, so it runs before the plugin is installed; once installed, its entry point
 is checked too). The checks: the contract and registration, the spec's metadata, a cheap import,
-one clear :class:`anymodal.InputError` for missing, empty, wrong-kind and corrupt files,
+one clear :class:`anymodal.InputError` for missing, empty, wrong-kind and corrupt files, only
+anymodal errors (no crash, hang or memory blow-up) for damaged versions of the sample file,
 preprocessing that is float32, finite and deterministic, encoder outputs of the shapes the
 encoder's geometry declares (the same for an input alone or in a batch), a projector that maps
 into the LLM's width and passes gradients, a chat turn through a tiny LLM, and a training step
@@ -85,6 +86,9 @@ class PluginConformance:
     heavy_modules: ClassVar[tuple[str, ...]] = ("torch", "numpy", "transformers")
     #: Contents of the "corrupt file" written with each of the modality's file kinds.
     corrupt_bytes: ClassVar[bytes] = b"\x00\xff\xfe this is not a valid file of any kind \x80\x81\n" * 8
+    #: Damaged versions of the sample file that :meth:`test_damaged_samples_give_only_anymodal_errors`
+    #: tries (seeded; see :mod:`anymodal.testing.fuzz`). Fuzz more kinds in the plugin's own tests.
+    fuzz_examples: ClassVar[int] = 20
 
     # --- what a plugin author provides ------------------------------------------------------
 
@@ -254,6 +258,11 @@ class PluginConformance:
                 pytest.fail(
                     f"the loader decoded a corrupt {kind} file instead of raising InputError: {decoded!r}"
                 )
+
+    def test_damaged_samples_give_only_anymodal_errors(self, spec: ModalitySpec, sample: Path) -> None:
+        from anymodal.testing.fuzz import fuzz_modality
+
+        fuzz_modality(spec, sample, examples=self.fuzz_examples)
 
     def test_preprocessing_is_float32_finite_and_deterministic(
         self, spec: ModalitySpec, sample: Path, block: dict[str, Any]
