@@ -245,3 +245,40 @@ def test_a_model_with_untrained_parts_is_announced_in_one_warning_line(capsys):
     ]
     show_model_notes(load_config(None, registry=registry))
     assert "warning:" not in capsys.readouterr().err  # the shipped demo model is trained throughout
+
+
+def test_an_input_given_as_an_embedding_file_goes_with_the_message(
+    runner, with_toy, scripted_model, tmp_path
+):
+    import torch
+
+    pooled = tmp_path / "reading.pt"
+    torch.save(torch.zeros(16), pooled)
+    result = runner.invoke(
+        cli, ["chat", "--model", str(scripted_model), "--embedding", f"toy={pooled}", "What is it?"]
+    )
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == REPLY
+    script = f"/embedding toy {pooled}\nWhat is it?\n/history\n"
+    chat = runner.invoke(cli, ["chat", "--model", str(scripted_model)], input=script)
+    assert chat.exit_code == 0, chat.output
+    assert f"(attached toy embedding {pooled}; it goes with your next message)" in chat.stderr
+    assert "you [toy: reading.pt]: What is it?" in chat.stdout
+
+
+@pytest.mark.parametrize(
+    ("argument", "code", "message"),
+    [
+        ("toy", 2, "error: --embedding 'toy': expected MODALITY=FILE"),
+        ("toy=missing.pt", 1, "error: toy embedding file not found: missing.pt"),
+        ("toy=reading.npy", 1, "error: toy embedding does not accept .npy: reading.npy"),
+        ("image=x.pt", 2, "error: the model"),
+    ],
+)
+def test_a_bad_embedding_argument_is_one_line(
+    runner, with_toy, scripted_model, toy_file, argument, code, message
+):
+    os.chdir(toy_file.parent)
+    result = runner.invoke(cli, ["chat", "--model", str(scripted_model), "--embedding", argument, "hi"])
+    assert result.exit_code == code, result.output
+    assert result.stderr.strip().splitlines()[-1].startswith(message)

@@ -49,6 +49,18 @@ class Bridge(ABC):
     def decode(self, ids: Sequence[int]) -> str:
         """Text of ``ids``, special tokens skipped."""
 
+    def token_id(self, token: str) -> int | None:
+        """The id of the vocabulary entry ``token`` (as the vocabulary spells it, not text to
+        tokenize), or None when the vocabulary has no such entry. Templates with ``stop_tokens``
+        need it; a bridge that cannot look tokens up says so."""
+        from anymodal.contract.errors import UsageError
+
+        raise UsageError(
+            f"the {type(self).__name__} bridge cannot look up vocabulary tokens, which this template's "
+            "stop_tokens need",
+            hint="choose another template or another bridge",
+        )
+
     @abstractmethod
     def chat_template_render(self, messages: Sequence[Message], add_generation_prompt: bool) -> str | None:
         """The tokenizer's own chat template applied to ``messages``, or None when it has none."""
@@ -73,7 +85,8 @@ class Bridge(ABC):
         attention_mask: torch.Tensor,
         config: GenerationConfig,
     ) -> Iterator[str]:
-        """Stream the reply to one prompt (batch 1) as text pieces, honouring ``config.stop``."""
+        """Stream the reply to one prompt (batch 1) as text pieces, honouring ``config.stop``,
+        ``config.stop_token_ids`` and ``config.trim_tokens`` (see :class:`GenerationConfig`)."""
 
     @abstractmethod
     def add_lora(self, settings: LoraSettings) -> None:

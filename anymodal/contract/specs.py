@@ -128,6 +128,18 @@ class TemplateSpec:
     render(messages, add_generation_prompt) returns the prompt text, placeholders left in place.
     add_bos: prepend the tokenizer's BOS id to the token ids. stop: strings that end a reply.
     span: the (open, close) text around every input's tokens; None keeps the runtime default.
+
+    How a generated reply ends, and what of it the history keeps (the defaults: at the first
+    ``stop`` string or EOS, the reply being the text before it):
+
+    stop_tokens: vocabulary entries, spelled as the tokenizer's vocabulary spells them (LLaMA's
+    ``"##"`` is id 2277), whose id ends the reply as soon as it is generated: a stopping criterion
+    on token ids, as PandaGPT's. stop_on_text: whether ``stop`` strings end generation too; False
+    leaves them only marking where a reply ends in the rendered text (the end-of-turn text that
+    training targets include). trim_tokens: None, or n: the reply is then the generated ids, the
+    one that ended it included (a stop token, EOS, or the max_new_tokens-th id), less the last n,
+    as PandaGPT's ``decode(ids[:-2])``; the history keeps exactly that text and the template
+    writes it back as it renders any assistant message.
     """
 
     name: str
@@ -136,6 +148,9 @@ class TemplateSpec:
     stop: tuple[str, ...] = ()
     span: tuple[str, str] | None = None
     description: str = ""
+    stop_tokens: tuple[str, ...] = ()
+    stop_on_text: bool = True
+    trim_tokens: int | None = None
 
 
 @dataclass(frozen=True)
@@ -149,7 +164,13 @@ class LLMSettings:
 
 @dataclass(frozen=True)
 class GenerationConfig:
-    """Decoding settings. ``temperature == 0`` or ``do_sample=False`` means greedy."""
+    """Decoding settings. ``temperature == 0`` or ``do_sample=False`` means greedy.
+
+    ``stop``: strings that end the reply (cut before them). ``stop_token_ids``: ids that end it
+    once generated, as EOS does. ``trim_tokens``: None, the reply being the ids before the one
+    that ended it; or n, the reply being every generated id, the ending one included, less the
+    last n (see :class:`TemplateSpec`).
+    """
 
     max_new_tokens: int = 256
     do_sample: bool = False
@@ -157,6 +178,8 @@ class GenerationConfig:
     top_p: float = 1.0
     stop: tuple[str, ...] = ()
     seed: int | None = None
+    stop_token_ids: tuple[int, ...] = ()
+    trim_tokens: int | None = None
 
     @property
     def greedy(self) -> bool:

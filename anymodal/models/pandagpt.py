@@ -8,8 +8,9 @@ PandaGPT saves every trainable parameter of its wrapper in one ``torch.save``d d
 reads a trained model, so the result loads without PandaGPT's code:
 
     anymodal.yaml                  PandaGPT-faithful: template "pandagpt" (BOS as an embedding,
-                                   segments tokenised apart, stop on "###"), every input summed into
-                                   one token, ImageBind's audio without its x20 scale
+                                   segments tokenised apart, a reply stopped on the id of "##" and
+                                   trimmed of its last two ids), every input summed into one token,
+                                   ImageBind's audio without its x20 scale, float16
     projectors/<modality>.safetensors   the one projection, for each modality (keys proj.*)
     adapter/                       the LoRA in PEFT's own format (adapter_config.json,
                                    adapter_model.safetensors)
@@ -54,6 +55,9 @@ MODALITIES: dict[str, dict[str, Any]] = {
     "depth": {},
     "imu": {},
 }
+
+#: PandaGPT's web demo runs the whole model (ImageBind, projection, LLM and LoRA) in float16.
+DTYPE = "float16"
 
 #: PandaGPT's web demo: sampling with top_p 0.01 (near-greedy), temperature 1, up to 256 tokens.
 GENERATION = {"max_new_tokens": 256, "do_sample": True, "temperature": 1.0, "top_p": 0.01}
@@ -214,6 +218,8 @@ def model_config(llm: str, imagebind: str, home: str = ".") -> dict[str, Any]:
             "llm": {"bridge": "hf", "path": llm, "adapter": f"{home}/adapter"},
             "template": "pandagpt",
             "fusion": "sum",
+            # PandaGPT runs .half(): everything in float16 (model.dtype=bfloat16 when wanted).
+            "dtype": DTYPE,
             "modalities": modalities,
         },
         "generation": dict(GENERATION),

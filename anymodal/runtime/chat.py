@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -56,8 +57,10 @@ class ChatSession:
             do_sample=settings.do_sample,
             temperature=settings.temperature,
             top_p=settings.top_p,
-            stop=processor.stop,
+            stop=processor.generation_stop,
             seed=settings.seed,
+            stop_token_ids=processor.stop_token_ids,
+            trim_tokens=processor.template.trim_tokens,
         )
         return cls(model, processor, generation, config.model.system_prompt)
 
@@ -65,6 +68,18 @@ class ChatSession:
         """Check, decode and preprocess a file now, to send with the next message."""
         prepared = self.model.prepare(modality, path)
         _ = prepared.key  # hash the content now, as it is when the file was read
+        self.pending.append(prepared)
+        return prepared
+
+    def attach_embedding(self, modality: str, embedding: Any) -> PreparedInput:
+        """Send an input with the next message as its encoder's output instead of a file to encode:
+        a tensor (pooled ``[dim]`` or features ``[tokens, dim]``), a mapping of ``features`` /
+        ``pooled``, an EncoderOutput, or the path of a ``.pt`` / ``.safetensors`` file holding one
+        (see :meth:`AnyModalModel.prepare_embedding`)."""
+        if isinstance(embedding, (str, Path)):
+            prepared = self.model.prepare_embedding_file(modality, embedding)
+        else:
+            prepared = self.model.prepare_embedding(modality, embedding)
         self.pending.append(prepared)
         return prepared
 
@@ -113,7 +128,7 @@ class ChatSession:
         if missing:
             for item, projected in zip(missing, self.model.encode(missing), strict=True):
                 self._cache[item.key] = projected
-            self.encoded_count += len(missing)
+            self.encoded_count += sum(item.encoded is None for item in missing)
         cached = [self._cache[item.key] for item in inputs]
         slot_embeddings = [sum_projected(cached, slot.input_indices) for slot in slots]
         ids = torch.tensor([input_ids], device=self.model.device)

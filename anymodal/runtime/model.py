@@ -26,7 +26,13 @@ from anymodal.files.atomic import file_digest
 from anymodal.files.inputs import check_input_file
 from anymodal.files.weights import load_weights
 from anymodal.runtime.builtin_llm import resolve_llm_path
-from anymodal.runtime.given import check_projector_reads_only, embedding_key, embedding_output
+from anymodal.runtime.given import (
+    EMBEDDING_FILE_KINDS,
+    check_projector_reads_only,
+    embedding_key,
+    embedding_output,
+    read_embedding_file,
+)
 from anymodal.runtime.processor import ProcessedPrompt, PromptProcessor, Slot
 from anymodal.runtime.templates import resolve_template, tokenizer_template
 
@@ -151,6 +157,15 @@ class AnyModalModel(nn.Module):
         output, given = embedding_output(embedding, geometry, modality, str(source))
         check_projector_reads_only(self.projectors[modality], output, given, modality, str(source))
         return PreparedInput(modality, Path(source), torch.empty(0), encoded=output)
+
+    def prepare_embedding_file(self, modality: str, path: str | Path) -> PreparedInput:
+        """:meth:`prepare_embedding` of the tensor (or features/pooled mapping) saved in ``path``
+        (``.pt``/``.pth``, read weights-only, or ``.safetensors``), after the usual input checks."""
+        self.check_modality(modality)
+        file = check_input_file(
+            path, EMBEDDING_FILE_KINDS, modality=f"{modality} embedding", max_mb=self.config.max_input_mb
+        )
+        return self.prepare_embedding(modality, read_embedding_file(file, modality), file)
 
     def encode(self, inputs: Sequence[PreparedInput]) -> list[torch.Tensor]:
         """Project each input: a list of ``[num_tokens, hidden]`` tensors, in input order."""

@@ -18,6 +18,10 @@ other placeholders are removed. The text between slots is tokenized piece by pie
 special tokens added, after the BOS id when the template asks for one and the tokenizer has one.
 So PandaGPT's prompt becomes ``[bos] + tok("### Human: <Img>") + [pad] + tok("</Img> x\\n### Assistant:")``.
 
+How a generated reply ends is the template's too: :attr:`PromptProcessor.generation_stop` (the
+stop strings generation honours), :attr:`PromptProcessor.stop_token_ids` (its ``stop_tokens`` as
+ids) and its ``trim_tokens`` go into :class:`anymodal.GenerationConfig`.
+
 Training (``targets=True``): each assistant message's text, plus the template's text after it up
 to and including the first stop string (``"</s>"``, ``"\\n###"`` ...), is tokenized on its own and
 marked as a target; everything else is not. Spaces between the template's assistant prefix and the
@@ -141,6 +145,36 @@ class PromptProcessor:
     def stop(self) -> tuple[str, ...]:
         """Strings that end a reply: the template's own, then ``extra_stop``."""
         return tuple(dict.fromkeys(self.template.stop + self.extra_stop))
+
+    @property
+    def generation_stop(self) -> tuple[str, ...]:
+        """The stop strings generation honours: :attr:`stop`, less the template's own when its
+        ``stop_on_text`` is False (they then only mark where a reply ends, for training)."""
+        own = self.template.stop if self.template.stop_on_text else ()
+        return tuple(dict.fromkeys(own + self.extra_stop))
+
+    @property
+    def stop_token_ids(self) -> tuple[int, ...]:
+        """The ids of the template's ``stop_tokens``, looked up in the tokenizer's vocabulary."""
+        if not self.template.stop_tokens:
+            return ()
+        lookup = getattr(self.tokenizer, "token_id", None)
+        if lookup is None:
+            raise UsageError(
+                f"template {self.template.name!r} stops on token ids, but this tokenizer cannot look "
+                "tokens up in its vocabulary"
+            )
+        ids = []
+        for token in self.template.stop_tokens:
+            found = lookup(token)
+            if found is None:
+                raise UsageError(
+                    f"template {self.template.name!r} stops on the token {token!r}, which this LLM's "
+                    "vocabulary does not have",
+                    hint="choose a template made for this LLM's tokenizer",
+                )
+            ids.append(int(found))
+        return tuple(dict.fromkeys(ids))
 
     def span(self, modality: str) -> tuple[str, str]:
         """The (open, close) text around an input of ``modality``."""

@@ -12,9 +12,17 @@ assistant contents, ``x`` the last user message, ``S`` the system text:
 
     S\\n\\nUser: q\\nAssistant: a\\nUser: x\\nAssistant:
 
-``pandagpt`` (PandaGPT's exact strings; add_bos, stop ``"###"``, spans ``<Img>`` / ``"</Img> "``)::
+``pandagpt`` (PandaGPT's exact strings; add_bos, spans ``<Img>`` / ``"</Img> "``)::
 
     ### Human: q\\n### Assistant: a\\n### Human: x\\n### Assistant:
+
+  A reply ends as PandaGPT's (``openllama.py``, ``generate``): when the id of the vocabulary entry
+  ``"##"`` is generated (LLaMA's 2277; the model ends a turn with ``"\\n###"``, which LLaMA spells
+  ``\\n`` ``##`` ``#``), at EOS, or after max_new_tokens; the reply is every generated id less the
+  last two, whatever ended it (``decode(ids[:-2])``, meant to drop that ``\\n`` and ``##``), and
+  that text is what the history writes back, as ``web_demo.py`` does: ``{q}\\n### Assistant: {a}\\n###`` then
+  `` Human: ...``. Its stop string ``"###"`` does not end generation; it only marks the
+  end-of-turn text that training targets include (``build_one_instance``: ``a + "\\n###"``).
 
   PandaGPT has no system prompt, so a system message is an error rather than silently dropped. A
   conversation without inputs renders the same way (``### Human: x\\n### Assistant:``); with an
@@ -127,6 +135,10 @@ TEMPLATES: list[TemplateSpec] = [
         stop=("###",),
         span=("<Img>", "</Img> "),
         description="PandaGPT's exact ### Human: / ### Assistant: prompt (Vicuna v0)",
+        # PandaGPT's StoppingCriteriaSub(stops=[2277]) and decode(output_ids[:-2]).
+        stop_tokens=("##",),
+        stop_on_text=False,
+        trim_tokens=2,
     ),
     TemplateSpec(
         name="vicuna",

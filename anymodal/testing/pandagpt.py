@@ -1,14 +1,20 @@
 """PandaGPT's released files at toy size, in their exact formats: a delta as PandaGPT's
-``save_model`` writes it, and a LLaMA-1-shaped LLM (as many key/value heads as query heads)."""
+``save_model`` writes it, and a LLaMA-1-shaped LLM (as many key/value heads as query heads),
+random or scripted to say given token ids."""
 
 from __future__ import annotations
 
 import os
 from collections import OrderedDict
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 #: PandaGPT's LoRA rank (and alpha).
 RANK = 32
+
+#: The scripted LLM's token embeddings: large beside what a toy delta's LoRA adds.
+SCRIPT_SCALE = 100.0
 
 
 def save_pandagpt_delta(
@@ -44,6 +50,55 @@ def save_llama_1(directory: str | os.PathLike[str], *, layers: int = 2, hidden: 
     path = Path(directory)
     tokenizer = train_bpe_tokenizer()
     llm = tiny_llama(len(tokenizer), hidden_size=hidden, num_layers=layers, num_heads=4, num_kv_heads=4)
+    llm.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+def save_scripted_llama_1(
+    directory: str | os.PathLike[str], script: Sequence[int], *, layers: int = 2, hidden: int = 64
+) -> Path:
+    """:func:`save_llama_1`, but the LLM's greedy reply to any prompt is the ids ``script``, then
+    EOS, even with a PandaGPT delta's LoRA applied: a model that says exactly what a test needs
+    (a ``##`` mid-reply, no end before max_new_tokens, ...), however the tokenizer would spell it.
+
+    The bigram trick of :func:`anymodal.testing.scripted_llama` (attention and MLP outputs zeroed,
+    so each position's logits depend on its own token: any token outside the script predicts its
+    first id, each script id the next), in LLaMA-1's shapes, with the token embeddings scaled up
+    so that what the LoRA adds through o_proj cannot change the argmax. The script's ids must be
+    distinct, fewer than ``hidden``, and not the prompt's last token.
+    """
+    import torch
+
+    from anymodal.testing.tiny import EOS_ID, tiny_llama, train_bpe_tokenizer
+
+    if len(set(script)) != len(script) or len(script) + 1 > hidden:
+        raise ValueError(f"a script needs distinct ids, fewer than {hidden}; got {list(script)}")
+    path = Path(directory)
+    tokenizer = train_bpe_tokenizer()
+    llm = tiny_llama(
+        len(tokenizer),
+        hidden_size=hidden,
+        num_layers=layers,
+        num_heads=4,
+        num_kv_heads=4,
+        intermediate_size=2 * hidden,
+    )
+    llama: Any = llm  # transformers' modules are too dynamic for the type checker
+    with torch.no_grad():
+        for layer in llama.model.layers:
+            layer.self_attn.o_proj.weight.zero_()
+            layer.mlp.down_proj.weight.zero_()
+        embedding = llama.get_input_embeddings().weight
+        head = llama.get_output_embeddings().weight
+        embedding.zero_()
+        embedding[:, 0] = SCRIPT_SCALE  # slot 0: "a token outside the script"
+        head.zero_()
+        head[script[0], 0] = 10.0
+        for slot, (token, successor) in enumerate(zip(script, [*script[1:], EOS_ID], strict=True), 1):
+            embedding[token] = 0.0
+            embedding[token, slot] = SCRIPT_SCALE
+            head[successor, slot] = 10.0
     llm.save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path

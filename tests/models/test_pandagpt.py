@@ -11,8 +11,10 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from anymodal_hf.lora import quiet_peft_deprecations
 from click.testing import CliRunner
 from omegaconf import OmegaConf
+from peft import LoraConfig, get_peft_model
 from PIL import Image
 from safetensors.torch import load_file
 from transformers import AutoTokenizer, LlamaForCausalLM
@@ -166,6 +168,65 @@ def test_logits_equal_the_delta_applied_by_hand(parts, tiny_config):
         theirs = llm(inputs_embeds=by_hand).logits
     assert ours.shape == theirs.shape
     torch.testing.assert_close(ours, theirs, rtol=1e-4, atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def float16_config(converted) -> Path:
+    """The converted config as it is (float16, PandaGPT's precision) but on CPU, at toy width."""
+    config = yaml.safe_load((converted / "anymodal.yaml").read_text())
+    assert config["model"]["dtype"] == "float16"
+    for block in config["model"]["modalities"].values():
+        block["encoder"]["options"]["config"] = TINY_IMAGEBIND
+    config["model"]["device"] = "cpu"
+    (converted / "float16.yaml").write_text(yaml.safe_dump(config))
+    return converted / "float16.yaml"
+
+
+def test_float16_keeps_the_lora_in_float16_and_gives_pandagpts_logits(parts, float16_config):
+    ours, model, prepared = runtime_logits(float16_config, parts["image"])
+    lora = {n: p.dtype for n, p in model.bridge.module.named_parameters() if "lora_" in n}
+    assert len(lora) == LAYERS * 4 * 2 and set(lora.values()) == {torch.float16}  # not upcast
+    assert model.bridge.dtype == torch.float16 and ours.dtype == torch.float16
+    with torch.no_grad():
+        # PandaGPT: get_peft_model, load_state_dict(delta, strict=False), then .half() on it all.
+        llm = LlamaForCausalLM.from_pretrained(parts["llm"])
+        config = LoraConfig(
+            r=RANK, lora_alpha=32, lora_dropout=0.1, target_modules=["q_proj", "k_proj", "v_proj", "o_proj"]
+        )
+        with quiet_peft_deprecations():
+            peft_model = get_peft_model(llm, config)
+        delta = torch.load(parts["delta"], weights_only=True)
+        lora_state = {
+            k.removeprefix("llama_model."): v for k, v in delta.items() if k.startswith("llama_model.")
+        }
+        assert peft_model.load_state_dict(lora_state, strict=False).unexpected_keys == []
+        # Its modeling_llama.py builds RoPE's cos/sin cache in float32 and .half() rounds it; today's
+        # Llama computes cos/sin from inv_freq each step, which must stay float32 for the same values.
+        rotary = peft_model.base_model.model.model.rotary_emb
+        inv_freq = rotary.inv_freq.clone()
+        peft_model.eval().half()
+        rotary.inv_freq = inv_freq
+        projection = torch.nn.Linear(EMBED, HIDDEN)
+        projection.load_state_dict({"weight": delta["llama_proj.weight"], "bias": delta["llama_proj.bias"]})
+        projection.half()
+        tokenizer = AutoTokenizer.from_pretrained(parts["llm"])
+        embed = peft_model.get_input_embeddings()
+        image = model.encoders["image"](prepared.tensor.unsqueeze(0).half()).pooled
+
+        def text(piece: str) -> torch.Tensor:
+            return embed(torch.tensor([tokenizer.encode(piece, add_special_tokens=False)]))
+
+        by_hand = torch.cat(
+            [
+                embed(torch.tensor([[1]])),
+                text("### Human: <Img>"),
+                projection(image).unsqueeze(1),
+                text("</Img> " + QUESTION + "\n### Assistant:"),
+            ],
+            dim=1,
+        )
+        theirs = peft_model(inputs_embeds=by_hand).logits
+    assert torch.equal(ours, theirs)  # bit for bit, LoRA computed in float16 as PandaGPT's
 
 
 def save(state: dict, path: Path) -> Path:

@@ -90,3 +90,36 @@ def test_a_stopped_reply_is_kept_and_reset_clears(session):
     assert session.history[-1].reply == first and session.history[-1].interrupted
     session.reset()
     assert session.history == [] and session.pending == []
+
+
+def test_the_generation_settings_come_from_the_template(session, model_dir, tmp_path):
+    plain = session.generation  # text stops, the ending id dropped
+    assert (plain.stop, plain.stop_token_ids, plain.trim_tokens) == (("\nUser:",), (), None)
+    registry = load_registry(plugins=[toy])
+    config = tmp_path / "panda.yaml"
+    config.write_text(
+        f"model:\n  llm: {{path: {model_dir}}}\n  template: pandagpt\n  fusion: sum\n"
+        "  modalities: {toy: {}}\ngeneration: {max_new_tokens: 16, stop: [END]}\n"
+    )
+    panda = ChatSession.from_config(load_config(config, registry=registry).config, registry)
+    settings = panda.generation
+    # Stopped on the id of "##" and trimmed of two ids as PandaGPT; "###" does not stop it; a stop
+    # string the config asks for still does.
+    vocabulary = panda.model.bridge.tokenizer.get_vocab()
+    assert (settings.stop, settings.stop_token_ids, settings.trim_tokens) == (
+        ("END",),
+        (vocabulary["##"],),
+        2,
+    )
+    assert panda.processor.stop == ("###", "END")  # what training still ends a turn with
+
+
+def test_a_template_stopping_on_a_token_the_vocabulary_lacks_is_one_error(session):
+    from dataclasses import replace
+
+    from anymodal.runtime.templates import TEMPLATES
+
+    panda = next(spec for spec in TEMPLATES if spec.name == "pandagpt")
+    processor = replace(session.processor, template=replace(panda, stop_tokens=("no such token",)))
+    with pytest.raises(UsageError, match="stops on the token 'no such token', which this LLM's vocabulary"):
+        _ = processor.stop_token_ids

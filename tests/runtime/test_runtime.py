@@ -374,3 +374,15 @@ def test_an_embedding_lacking_what_the_projector_reads_is_refused(tmp_path, llm_
     ):
         model.prepare_embedding("toy", torch.zeros(16))
     model.prepare_embedding("toy", torch.zeros(4, 16))  # the features alone are enough for it
+
+
+def test_a_chat_turn_with_an_attached_embedding_equals_one_with_the_file(model, tmp_path):
+    session = ChatSession.for_model(model, load_config(None).config, load_registry(plugins=[toy]))
+    item = session.attach("toy", write_npy(tmp_path / "a.npy", 1))
+    with_file = "".join(session.ask("Describe it."))
+    with torch.no_grad():
+        encoded = model.encoders["toy"](item.tensor[None])
+    session.reset()
+    session.attach_embedding("toy", {"features": encoded.features[0], "pooled": encoded.pooled[0]})
+    assert "".join(session.ask("Describe it.")) == with_file
+    assert session.encoded_count == 1  # the file went through the encoder once; the embedding never

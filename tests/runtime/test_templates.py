@@ -28,6 +28,26 @@ def test_registered_names_and_flags():
     assert BY_NAME["vicuna"].stop == ("</s>",)
 
 
+def test_how_replies_end_pandagpt_on_token_ids_the_others_on_text():
+    panda = BY_NAME["pandagpt"]
+    # PandaGPT's StoppingCriteriaSub(stops=[2277 = "##"]) and decode(output_ids[:-2]); its "###"
+    # stays the end-of-turn text for training only.
+    assert (panda.stop_tokens, panda.stop_on_text, panda.trim_tokens) == (("##",), False, 2)
+    for name in ("plain", "vicuna", "chatml"):
+        spec = BY_NAME[name]
+        assert (spec.stop_tokens, spec.stop_on_text, spec.trim_tokens) == ((), True, None)
+    spec = tokenizer_template(fake_chat_template)
+    assert spec is not None and (spec.stop_tokens, spec.stop_on_text, spec.trim_tokens) == ((), True, None)
+
+
+def test_pandagpt_history_after_a_trimmed_reply_is_the_web_demos():
+    # web_demo.py keeps decode(ids[:-2]), "A dog." with no newline, and writes "{a}\n###".
+    messages = [Message("user", "q0"), Message("assistant", "A dog."), Message("user", "q1")]
+    assert (
+        render("pandagpt", messages) == "### Human: q0\n### Assistant: A dog.\n### Human: q1\n### Assistant:"
+    )
+
+
 def test_pandagpt_single_turn_with_placeholder():
     assert render("pandagpt", [Message("user", "<image>What is this?")]) == (
         "### Human: <image>What is this?\n### Assistant:"

@@ -11,7 +11,7 @@ from torch import nn
 
 import anymodal
 from anymodal_hf import loading, lora
-from anymodal_hf.generation import ForwardArgs, decode_loop
+from anymodal_hf.generation import ForwardArgs, decode_loop, drop_last
 from anymodal_hf.streaming import stream_text
 
 
@@ -73,6 +73,11 @@ class HFBridge(anymodal.Bridge):
     def tokenize(self, text: str) -> list[int]:
         return list(self.tokenizer.encode(text, add_special_tokens=False))
 
+    def token_id(self, token: str) -> int | None:
+        """The id of the vocabulary entry ``token`` (LLaMA's ``"##"`` is 2277), or None."""
+        found = self.tokenizer.get_vocab().get(token)
+        return None if found is None else int(found)
+
     def decode(self, ids: Sequence[int]) -> str:
         return str(
             self.tokenizer.decode(list(ids), skip_special_tokens=True, clean_up_tokenization_spaces=False)
@@ -133,14 +138,23 @@ class HFBridge(anymodal.Bridge):
         attention_mask: torch.Tensor,
         config: anymodal.GenerationConfig,
     ) -> Iterator[int]:
-        """The reply's token ids, before detokenization and stop strings."""
-        return decode_loop(
+        """The reply's token ids, before detokenization and stop strings.
+
+        The reply ends at EOS or an id of ``config.stop_token_ids``, or after max_new_tokens ids.
+        ``config.trim_tokens`` None: the ending id is not part of the reply. n: the reply is every
+        generated id, the ending one included, less the last n (PandaGPT's ``output_ids[:-2]``),
+        so each id comes n ids late.
+        """
+        trim = config.trim_tokens
+        ids = decode_loop(
             self._model,
             inputs_embeds.to(device=self.device, dtype=self.dtype),
             attention_mask.to(self.device),
             config,
-            self.eos_token_ids,
+            self.eos_token_ids | set(config.stop_token_ids),
+            keep_end=trim is not None,
         )
+        return ids if trim is None else drop_last(ids, trim)
 
     def add_lora(self, settings: anymodal.LoraSettings) -> None:
         if _is_peft(self._model):

@@ -8,6 +8,7 @@ consumer goes away. One forward over the prompt fills the KV cache; each step th
 from __future__ import annotations
 
 import inspect
+from collections import deque
 from collections.abc import Collection, Iterator
 from typing import Any
 
@@ -50,13 +51,16 @@ def decode_loop(
     attention_mask: torch.Tensor,
     config: anymodal.GenerationConfig,
     eos_token_ids: Collection[int] = (),
+    *,
+    keep_end: bool = False,
 ) -> Iterator[int]:
     """Yield the reply's token ids for one prompt ``inputs_embeds [1, seq, hidden]``.
 
-    ``attention_mask [1, seq]``. Ends at an eos id (not yielded) or after ``config.max_new_tokens``
-    ids. Greedy takes the argmax; sampling divides by the temperature, keeps the nucleus of
-    ``top_p`` mass and draws with a generator seeded from ``config.seed`` when one is given. Each
-    step runs under ``torch.inference_mode``, which is off again whenever control is with the caller.
+    ``attention_mask [1, seq]``. Ends at an id of ``eos_token_ids`` (EOS, or a stop id; yielded,
+    last, only with ``keep_end``) or after ``config.max_new_tokens`` ids. Greedy takes the argmax;
+    sampling divides by the temperature, keeps the nucleus of ``top_p`` mass and draws with a
+    generator seeded from ``config.seed`` when one is given. Each step runs under
+    ``torch.inference_mode``, which is off again whenever control is with the caller.
     """
     if inputs_embeds.dim() != 3 or inputs_embeds.shape[0] != 1:
         raise ValueError(f"decode_loop takes one prompt [1, seq, hidden], got {tuple(inputs_embeds.shape)}")
@@ -77,6 +81,8 @@ def decode_loop(
         token = next_token(outputs.logits[:, -1], config, generator)
     for generated in range(1, config.max_new_tokens + 1):
         if token in eos_token_ids:
+            if keep_end:
+                yield token
             return
         yield token
         if generated == config.max_new_tokens:
@@ -92,6 +98,21 @@ def decode_loop(
             )
             cache = getattr(outputs, args.cache)
             token = next_token(outputs.logits[:, -1], config, generator)
+
+
+def drop_last(ids: Iterator[int], count: int) -> Iterator[int]:
+    """``ids`` less its last ``count``: each id is yielded once ``count`` more have come after it.
+    Closing this generator closes ``ids``, so the model stops decoding at once."""
+    held: deque[int] = deque()
+    try:
+        for token in ids:
+            held.append(token)
+            if len(held) > count:
+                yield held.popleft()
+    finally:
+        close = getattr(ids, "close", None)
+        if close is not None:
+            close()
 
 
 def next_token(

@@ -236,7 +236,13 @@ def load_model(
 
 
 def load_adapter(model: Any, adapter: str) -> Any:
-    """Wrap ``model`` in the PEFT adapter stored in the directory ``adapter`` (frozen, for inference)."""
+    """Wrap ``model`` in the PEFT adapter stored in the directory ``adapter`` (frozen, for inference).
+
+    The adapter's weights take the model's dtype: PEFT's default (``autocast_adapter_dtype``)
+    would upcast them to float32 in a float16 or bfloat16 model, which changes its logits (PandaGPT
+    runs its LoRA in float16 with the rest). Training it further upcasts it then
+    (:func:`anymodal_hf.lora.train_loaded_adapter`).
+    """
     from peft import PeftModel
 
     from anymodal_hf.lora import quiet_peft_deprecations
@@ -254,7 +260,7 @@ def load_adapter(model: Any, adapter: str) -> Any:
         )
     try:
         with quiet_peft_deprecations():
-            return PeftModel.from_pretrained(model, str(directory))
+            return PeftModel.from_pretrained(model, str(directory), autocast_adapter_dtype=False)
     except Exception as error:
         raise anymodal.ModelLoadError(
             f"could not load the LoRA adapter {directory}: {_first_line(error)}",

@@ -50,7 +50,13 @@ def add_lora(model: nn.Module, settings: anymodal.LoraSettings) -> Any:
 
 
 def train_loaded_adapter(model: Any, settings: anymodal.LoraSettings) -> None:
-    """Make an adapter loaded from disk trainable again (resuming stage 2), if it matches ``settings``."""
+    """Make an adapter loaded from disk trainable again (resuming stage 2), if it matches ``settings``.
+
+    Its weights, loaded in the model's dtype, are upcast to float32 as :func:`add_lora`'s are
+    (PEFT's ``autocast_adapter_dtype``), so training updates them in full precision.
+    """
+    from peft.tuners.tuners_utils import cast_adapter_dtype
+
     config = model.active_peft_config
     loaded_targets = set(config.target_modules or ())
     if config.r != settings.r or loaded_targets != set(settings.target_modules):
@@ -59,6 +65,7 @@ def train_loaded_adapter(model: Any, settings: anymodal.LoraSettings) -> None:
             f"r={settings.r} on {sorted(settings.target_modules)}",
             hint="make the lora settings match the adapter, or train without model.llm.adapter",
         )
+    cast_adapter_dtype(model, model.active_adapter, autocast_adapter_dtype=True)
     for name, parameter in model.named_parameters():
         parameter.requires_grad_("lora_" in name)
 

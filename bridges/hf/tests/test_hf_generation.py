@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import torch
 from anymodal_hf.bridge import HFBridge
@@ -134,6 +136,34 @@ def test_stop_strings_cut_the_reply_and_are_never_emitted(stop: tuple[str, ...],
     pieces = list(bridge.generate(embeds, mask, Config(max_new_tokens=100, stop=stop)))
     assert "".join(pieces) == reply
     assert all(pieces)
+
+
+def test_stop_token_ids_end_the_reply_and_trim_tokens_cut_its_end() -> None:
+    bridge = scripted_bridge(REPLY)
+    script = bridge.tokenize(REPLY)
+    stop = script[5]  # a token id mid-reply
+    embeds, mask = scripted_prompt(bridge)
+
+    def reply(max_new_tokens: int = 100, **settings: Any) -> list[int]:
+        config = Config(max_new_tokens=max_new_tokens, **settings)
+        ids = list(bridge.generate_ids(embeds, mask, config))
+        assert "".join(bridge.generate(embeds, mask, config)) == bridge.decode(ids)
+        return ids
+
+    assert reply(stop_token_ids=(stop,)) == script[:5]  # like eos: the stop id is not the reply's
+    # trim_tokens n: every generated id, the ending one included, less the last n (PandaGPT's [:-2]).
+    assert reply(stop_token_ids=(stop,), trim_tokens=2) == script[:4]
+    assert reply(stop_token_ids=(stop,), trim_tokens=0) == script[:6]
+    assert reply(trim_tokens=2) == script[:-1]  # ended by eos: the eos and the last token go
+    assert reply(trim_tokens=2, max_new_tokens=4) == script[:2]  # no end: still two fewer
+    assert reply(stop_token_ids=(script[0],), trim_tokens=2) == []
+
+
+def test_token_id_looks_up_vocabulary_entries_not_text() -> None:
+    bridge = scripted_bridge(REPLY)
+    vocabulary = bridge.tokenizer.get_vocab()
+    assert bridge.token_id("##") == vocabulary["##"] and bridge.token_id("Ġdog") == vocabulary["Ġdog"]
+    assert bridge.token_id(" dog") is None and bridge.token_id("no such token") is None
 
 
 def test_multibyte_text_streams_without_replacement_characters() -> None:

@@ -90,3 +90,20 @@ def test_saved_adapter_reloads_to_identical_logits(
     assert {n for n, p in reloaded.module.named_parameters() if p.requires_grad} == set(lora_params(reloaded))
     with pytest.raises(anymodal.UsageError, match="r=4"):
         reloaded.add_lora(anymodal.LoraSettings(r=8))
+
+
+def test_an_adapter_loads_in_the_models_dtype_and_trains_in_float32(
+    bridge: HFBridge, tiny_dir: Path, tmp_path: Path
+) -> None:
+    bridge.add_lora(anymodal.LoraSettings(r=4, alpha=8, dropout=0.1))
+    perturb_lora(bridge)
+    bridge.save(tmp_path / "adapter")
+    settings = anymodal.LLMSettings(path=str(tiny_dir), adapter=str(tmp_path / "adapter"))
+    half = HFBridge.load(settings, "cpu", "float16")
+    # Not PEFT's default upcast to float32: a float16 model runs its LoRA in float16 too.
+    assert {p.dtype for p in lora_params(half).values()} == {torch.float16}
+    saved = lora_params(bridge)
+    assert all(torch.equal(p, saved[n].half()) for n, p in lora_params(half).items())
+    half.add_lora(anymodal.LoraSettings(r=4, alpha=8, dropout=0.1))  # training it further
+    assert {p.dtype for p in lora_params(half).values()} == {torch.float32}
+    assert all(p.requires_grad for p in lora_params(half).values())
