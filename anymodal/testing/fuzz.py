@@ -151,9 +151,14 @@ def fuzz_modality(
     header: int = 64,
 ) -> None:
     """Run :func:`check_damaged_file` on ``examples`` damaged versions of ``valid_file`` (seeded
-    with :data:`FUZZ_SEED`, no example database), each written with ``valid_file``'s suffix."""
+    with :data:`FUZZ_SEED`, no example database), each written with ``valid_file``'s suffix, after
+    decoding ``valid_file`` itself once. A decoder that aborts the process (a C library's own
+    abort) ends the test run too: run such a fuzz test in a subprocess of its own."""
     valid = Path(valid_file).read_bytes()
     suffix = Path(valid_file).suffix
+    # The valid file once, without a deadline: first-time imports (torch, a decoder library) can take
+    # longer than a case may, and an import cut short by the deadline would break every later case.
+    spec.preprocess(spec.loader(check_input_file(valid_file, spec.file_kinds, modality=spec.name)))
 
     @seed(FUZZ_SEED)
     @settings(

@@ -29,10 +29,7 @@ def load_npy(path: Path) -> Any:
     """Decode a ``.npy`` file; a corrupt file or wrong shape raises InputError naming the file."""
     import numpy as np
 
-    try:
-        array = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as error:
-        raise anymodal.InputError(f"toy file is not a valid .npy array: {path} ({error})") from error
+    array = anymodal.load_npy(path, modality="toy")
     if array.ndim != 2 or not np.issubdtype(array.dtype, np.number):
         raise anymodal.InputError(
             f"toy file must hold a 2-D numeric array, got shape {array.shape} ({array.dtype}): {path}"

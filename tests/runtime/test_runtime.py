@@ -158,7 +158,7 @@ def test_projector_weights_load_strictly(tmp_path, llm_dir, registry, model):
         ("missing.npy", None, "toy file not found"),
         ("empty.npy", b"", "toy file is empty"),
         ("notes.txt", b"hello", "toy does not accept .txt"),
-        ("corrupt.npy", b"\x93NUMPY garbage", "toy file is not a valid .npy array"),
+        ("corrupt.npy", b"\x93NUMPY garbage", "toy .npy file has a damaged header"),
     ],
 )
 def test_bad_input_files_get_one_clear_error(model, tmp_path, name, content, message):

@@ -98,4 +98,4 @@ def test_fuzz_modality_runs_a_seeded_bounded_campaign(tmp_path: Path):
     first = list(seen)
     seen.clear()
     fuzz_modality(spec_with(recording), valid, examples=15)
-    assert 0 < len(first) <= 15 and seen == first  # the same cases, in the same order, every run
+    assert 1 < len(first) <= 16 and seen == first  # the valid file, then the same cases in the same order

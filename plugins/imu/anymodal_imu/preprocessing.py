@@ -15,6 +15,7 @@ A recording is ``(6, T)`` or ``(T, 6)`` with T >= :data:`MIN_SAMPLES`. It become
 
 from __future__ import annotations
 
+from array import array
 from pathlib import Path
 
 import numpy as np
@@ -45,7 +46,11 @@ def load_imu(path: Path) -> np.ndarray:
 
 
 def _read_csv(path: Path) -> np.ndarray:
-    """Comma-separated numbers, one row per line; the first line may be a header."""
+    """Comma-separated numbers, one row per line; the first line may be a header.
+
+    The file is read line by line into a flat buffer of float64 values (8 bytes a value), so a
+    long recording never exists as Python lists of floats.
+    """
     size = path.stat().st_size
     if size > MAX_CSV_BYTES:
         raise anymodal.InputError(
@@ -53,46 +58,74 @@ def _read_csv(path: Path) -> np.ndarray:
             f"the limit is {MAX_CSV_BYTES / 2**20:g} MB",
             hint="crop the recording, or save it as .npy",
         )
+    values = array("d")
+    columns = 0
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        with path.open(encoding="utf-8-sig", newline=None) as stream:
+            for number, line in enumerate(stream, 1):
+                if number > MAX_CSV_LINES:
+                    raise anymodal.InputError(
+                        f"imu CSV has more than {MAX_CSV_LINES:,} lines (the limit): {path}",
+                        hint="crop the recording, or save it as .npy",
+                    )
+                if not line.strip():
+                    continue
+                row = _parse_row(line, number, path)
+                if row is None:  # a header line
+                    continue
+                if columns and len(row) != columns:
+                    raise _ragged(line, number, len(row), columns, path)
+                columns = columns or len(row)
+                values.extend(row)
     except (UnicodeDecodeError, OSError) as error:
         raise anymodal.InputError(
             f"imu CSV is not UTF-8 text: {path} ({error})", hint="save it as a plain-text CSV"
         ) from error
-    lines = text.splitlines()
-    if len(lines) > MAX_CSV_LINES:
-        raise anymodal.InputError(
-            f"imu CSV has {len(lines):,} lines, the limit is {MAX_CSV_LINES:,}: {path}",
-            hint="crop the recording, or save it as .npy",
-        )
-    rows: list[list[float]] = []
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        cells = line.split(",")
-        try:
-            row = [float(cell) for cell in cells]
-        except ValueError:
-            if number == 1:  # a header line
-                continue
-            raise anymodal.InputError(
-                f"imu CSV line {number} is not comma-separated numbers: {path}",
-                hint="keep at most one header line; every other line must hold numbers only",
-            ) from None
-        if rows and len(row) != len(rows[0]):
-            raise anymodal.InputError(
-                f"imu CSV line {number} has {len(row)} values, earlier lines have {len(rows[0])}: {path}",
-                hint="every row must have the same number of columns",
-            )
-        rows.append(row)
-    if not rows:
+    if not values:
         raise anymodal.InputError(f"imu CSV holds no numbers: {path}", hint="write one sample per line")
-    array = np.asarray(rows, dtype=np.float64)
-    if not np.isfinite(array).all():
+    table = np.frombuffer(values, dtype=np.float64).reshape(-1, columns)
+    if not np.isfinite(table).all():
         raise anymodal.InputError(
             f"imu CSV contains NaN or infinite values: {path}", hint="fill or drop the missing samples"
         )
-    return array
+    return table
+
+
+def _parse_row(line: str, number: int, path: Path) -> list[float] | None:
+    """The numbers of one line; None for a header (first line only); InputError otherwise."""
+    cells = line.split(",")
+    try:
+        return [float(cell) for cell in cells]
+    except ValueError:
+        if number == 1:
+            return None
+    bad = next(cell.strip() for cell in cells if not _is_number(cell))
+    raise anymodal.InputError(
+        f"imu CSV line {number} is not comma-separated numbers ({bad[:20]!r} is not a number): {path}",
+        hint="keep at most one header line; every other line must hold numbers only",
+    )
+
+
+def _is_number(cell: str) -> bool:
+    try:
+        float(cell)
+    except ValueError:
+        return False
+    return True
+
+
+def _ragged(line: str, number: int, count: int, columns: int, path: Path) -> anymodal.InputError:
+    """A row of the wrong width; the last line, short and without a line end, is a cut-short file."""
+    if count < columns and not line.endswith("\n"):
+        return anymodal.InputError(
+            f"imu CSV is truncated: its last line ({number}) holds {count} of {columns} values "
+            f"and no line end: {path}",
+            hint="the file was cut short; export the recording again",
+        )
+    return anymodal.InputError(
+        f"imu CSV line {number} has {count} values, earlier lines have {columns}: {path}",
+        hint="every row must have the same number of columns",
+    )
 
 
 def _channels_first(array: np.ndarray, path: Path) -> np.ndarray:

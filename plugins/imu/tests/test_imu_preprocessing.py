@@ -132,7 +132,7 @@ def test_size_caps_apply_before_parsing(tmp_path: Path, monkeypatch: pytest.Monk
     with pytest.raises(anymodal.InputError, match="too large"):
         prepare(tmp_path / "big.npy")
     monkeypatch.setattr(preprocessing, "MAX_CSV_LINES", 19)
-    with pytest.raises(anymodal.InputError, match="20 lines"):
+    with pytest.raises(anymodal.InputError, match="more than 19 lines"):
         prepare(tmp_path / "big.csv")
     monkeypatch.setattr(preprocessing, "MAX_CSV_BYTES", 100)
     with pytest.raises(anymodal.InputError, match="too large"):

@@ -3,6 +3,9 @@
 Core has already checked that the file exists, is readable, non-empty, not too large and has a
 video suffix. Here the content is checked, before any bulk decoding:
 
+* the file must be as long as its container's structure says (:mod:`anymodal_video.container`),
+  and hold as many frames as its header declares: a file cut short is refused as *truncated*,
+  with what its header says and what it holds, before decord reads a packet;
 * it must have a video stream with at least one frame and a plausible frame rate;
 * it must last at most :data:`MAX_DURATION_S` (from the frame count and frame rate);
 * its frames must have at most :data:`MAX_FRAME_PIXELS` pixels and an aspect ratio of at most
@@ -40,6 +43,7 @@ from typing import Any
 import numpy as np
 
 import anymodal
+from anymodal_video.container import MISSING_INDEX, Declared, read_declared
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +56,10 @@ MAX_FRAME_PIXELS = 8192 * 4320
 MAX_ASPECT_RATIO = 10.0
 #: Decoding threads per video: only a handful of frames are decoded, so more threads buy nothing.
 DECODE_THREADS = 2
+#: How far a file's frames may fall short of the length its header declares before it counts as
+#: cut short: this many seconds plus this fraction of the declared length.
+LENGTH_SLACK_S = 1
+LENGTH_SLACK = Fraction(1, 20)
 
 # decord prefixes its log lines and messages with "[hh:mm:ss] /path/file.cc:123: ".
 _DECORD_PREFIX = re.compile(r"^\[[\d:]+\]\s+\S+:\d+:\s+(Check failed: .*?\)\s+)?")
@@ -97,6 +105,9 @@ class VideoFile:
 def open_video(path: Path) -> VideoFile:
     """Open ``path`` with decord and check its stream, length and frame size (see module doc)."""
     decord = _import_decord()
+    declared = read_declared(path)
+    if declared is not None:
+        _check_complete(path, declared)
     with _CapturedStderr() as stderr:
         try:
             reader = decord.VideoReader(str(path), ctx=decord.cpu(0), num_threads=DECODE_THREADS)
@@ -119,9 +130,12 @@ def open_video(path: Path) -> VideoFile:
     duration = num_frames / fps
     if duration > MAX_DURATION_S:
         raise anymodal.InputError(
-            f"video file is too long: {path} lasts {_hms(duration)}, the limit is {_hms(MAX_DURATION_S)}",
+            f"video file is too long: {path} lasts {_length(Fraction(num_frames) / Fraction(fps))}, "
+            f"the limit is {_length(MAX_DURATION_S)}",
             hint="cut the part you want to ask about into a shorter file",
         )
+    if declared is not None:
+        _check_frames(path, declared, num_frames, Fraction(fps))
 
     video = VideoFile(path, num_frames, fps, height=0, width=0, reader=reader)
     height, width = video.read_frames([0]).shape[1:3]
@@ -177,10 +191,76 @@ def _reason(message: str, stderr: str, *, path: Path) -> str:
     return reason[:200]
 
 
-def _hms(seconds: float) -> str:
-    """``h:mm:ss.s``; a tenth of a second keeps a video just over the limit from reading as equal."""
-    tenths = math.floor(seconds * 10)
-    return f"{tenths // 36000}:{tenths % 36000 // 600:02d}:{tenths % 600 / 10:04.1f}"
+def _check_complete(path: Path, declared: Declared) -> None:
+    """Refuse a file shorter than its container's structure says, or one declaring more frames
+    than it has bytes, before decord indexes it (decord reserves memory for every frame FFmpeg
+    expects, and a reservation that fails aborts the process)."""
+    held = path.stat().st_size
+    implied = declared.frames_implied
+    if declared.seconds is not None and declared.seconds > MAX_DURATION_S:
+        raise anymodal.InputError(
+            f"video file is too long: its header says it lasts {_length(declared.seconds)}, "
+            f"the limit is {_length(MAX_DURATION_S)}: {path}",
+            hint="cut the part you want to ask about into a shorter file",
+        )
+    if implied is not None and implied > held:  # every frame takes at least a byte
+        says = _length(declared.seconds, implied)
+        raise _truncated(path, f"its header says {says}, it holds {_bytes(held)}")
+    if declared.end > held:
+        length = _length(declared.seconds, declared.frames)
+        if declared.missing is MISSING_INDEX:
+            says = f"at least {_bytes(declared.end)} (its media data, then {MISSING_INDEX})"
+        else:
+            says = f"{length} in {_bytes(declared.end)}" if length else _bytes(declared.end)
+        raise _truncated(path, f"its header says {says}, it holds {_bytes(held)}")
+    if declared.missing is not None:
+        raise _truncated(path, f"it lacks {declared.missing}; it holds {_bytes(held)}")
+
+
+def _check_frames(path: Path, declared: Declared, num_frames: int, fps: Fraction) -> None:
+    """Refuse a file whose frames fall short of what its container declares.
+
+    An MP4 lists every sample, so its count must be met exactly. A length (an MP4 video track's,
+    or a Matroska Duration, which covers every track, so an audio track may outlast the video)
+    must be covered to within :data:`LENGTH_SLACK_S` plus :data:`LENGTH_SLACK` of it. An AVI's
+    frame count includes dropped (empty) frames that FFmpeg skips, so it is not compared.
+    """
+    if declared.container == "AVI":
+        return
+    held = Fraction(num_frames) / fps
+    fewer = declared.frames is not None and num_frames < declared.frames
+    shorter = declared.seconds is not None and held < declared.seconds * (1 - LENGTH_SLACK) - LENGTH_SLACK_S
+    if fewer or shorter:
+        says = _length(declared.seconds, declared.frames)
+        raise _truncated(path, f"its header says {says}, it holds {_length(held, num_frames)}")
+
+
+def _truncated(path: Path, what: str) -> anymodal.InputError:
+    return anymodal.InputError(
+        f"video file is truncated: {what}: {path}",
+        hint="the file was cut short (an interrupted download, copy or recording?); fetch or export it again",
+    )
+
+
+def _length(seconds: float | Fraction | None, frames: int | None = None) -> str:
+    """The one way lengths are written here: ``10.00 s (300 frames)``, ``1:02:03.4`` from a
+    minute on; rounded down, so a video just over a limit does not read as equal to it."""
+    text = ""
+    if seconds is not None:
+        if seconds < 60:
+            text = f"{math.floor(seconds * 100) / 100:.2f} s"
+        else:
+            tenths = math.floor(seconds * 10)
+            text = f"{tenths // 36000}:{tenths % 36000 // 600:02d}:{tenths % 600 / 10:04.1f}"
+    if frames is not None:
+        count = f"{frames:,} frame" + ("" if frames == 1 else "s")
+        text = f"{text} ({count})" if text else count
+    return text
+
+
+def _bytes(count: int) -> str:
+    """``19,523 bytes``: the one way file sizes are written here."""
+    return f"{count:,} byte" + ("" if count == 1 else "s")
 
 
 class _CapturedStderr:

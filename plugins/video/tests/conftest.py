@@ -86,3 +86,36 @@ def audio_only_mp4(tmp_path: Path) -> Path:
             container.mux(stream.encode(frame))
         container.mux(stream.encode())
     return path
+
+
+WriteContainer = Callable[..., Path]
+
+
+@pytest.fixture
+def write_container(tmp_path: Path) -> WriteContainer:
+    """``write_container(name, frames=30, fps=10, codec="mpeg4", options=None)`` writes a 64x48 video
+    of index-coded frames into the container ``name``'s suffix names, with muxer ``options`` (for
+    example ``{"movflags": "faststart"}``). Skips when this PyAV build cannot encode ``codec`` here
+    (PyAV's libvpx fails to open once decord's own FFmpeg libraries are loaded first)."""
+
+    def make(
+        name: str,
+        frames: int = 30,
+        fps: int = 10,
+        codec: str = "mpeg4",
+        options: dict[str, str] | None = None,
+    ) -> Path:
+        path = tmp_path / name
+        try:
+            with av.open(str(path), "w", options=options or {}) as container:
+                stream = container.add_stream(codec, rate=fps)
+                stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+                for index in range(frames):
+                    image = av.VideoFrame.from_ndarray(index_frame(index, 64, 48), format="rgb24")
+                    container.mux(stream.encode(image))
+                container.mux(stream.encode())
+        except av.error.FFmpegError as error:
+            pytest.skip(f"PyAV cannot encode {codec} into {name} in this process: {error}")
+        return path
+
+    return make

@@ -70,15 +70,6 @@ def test_corrupt_file_is_refused_quietly(tmp_path: Path, capfd: pytest.CaptureFi
     assert capfd.readouterr().err == ""  # ... and not printed
 
 
-def test_truncated_mp4_is_refused(make_video: MakeVideo, tmp_path: Path) -> None:
-    data = make_video(30).read_bytes()
-    path = tmp_path / "cut.mp4"
-    path.write_bytes(data[: len(data) // 2])
-    with pytest.raises(anymodal.InputError, match="cannot decode video file") as caught:
-        open_video(path)
-    assert str(path) in str(caught.value)
-
-
 def test_too_long_video_is_refused_before_decoding(
     make_video: MakeVideo, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -88,7 +79,7 @@ def test_too_long_video_is_refused_before_decoding(
     with pytest.raises(anymodal.InputError, match="too long") as caught:
         open_video(path)
     assert str(path) in str(caught.value)
-    assert "lasts 0:00:02.5, the limit is 0:00:02.0" in str(caught.value)
+    assert "lasts 2.50 s, the limit is 2.00 s" in str(caught.value)
 
 
 def test_too_large_frames_are_refused(make_video: MakeVideo, monkeypatch: pytest.MonkeyPatch) -> None:
