@@ -13,20 +13,28 @@ Which library decodes what, and why:
   this plugin therefore sees ``(L + R)/√2`` instead, an accepted difference.
 
 Decoding is bounded: audio longer than :data:`MAX_AUDIO_SECONDS` is refused with an InputError
-naming the file and the cap. soundfile's header is checked before reading, and the read stops one
-sample past the cap even if the header lies. decord decodes a whole track when it opens it, so the
+naming the file and the cap, and so is a file that holds less than its header declares
+(``soundfile_source`` and ``truncation`` say how each container is checked). Files soundfile reads
+come back from :func:`open_audio` as an :class:`AudioFile`, checked but not decoded: the
+preprocessor reads only the clips it samples. decord decodes a whole track when it opens it, so the
 length is taken first from the video stream (``decord.VideoReader`` reads only the index);
 audio-only containers are checked after decoding, bounded meanwhile by core's input-size cap.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 import anymodal
+from anymodal_audio.headers import container_audio_seconds, flac_sample_rate
+from anymodal_audio.soundfile_source import open_soundfile
+from anymodal_audio.source import AudioFile, DecodedAudio, check_finite, one_line
+from anymodal_audio.truncation import CONTAINER_TOLERANCE_S, truncated
+
+__all__ = ["FILE_KINDS", "MAX_AUDIO_SECONDS", "AudioFile", "DecodedAudio", "load_audio", "open_audio"]
 
 #: Longest audio the loader decodes, in seconds. ImageBind looks at three 2-second clips, so an
 #: hour is far beyond useful input; the cap keeps a stray multi-hour file from filling memory.
@@ -41,33 +49,34 @@ CONTAINER_KINDS = (".mp4", ".mkv", ".webm", ".mov", ".avi")
 FILE_KINDS = SOUNDFILE_KINDS + MP3_KINDS + CONTAINER_KINDS
 
 
-@dataclass(frozen=True)
-class DecodedAudio:
-    """A decoded file: ``samples`` is float32 ``[channels, samples]`` at ``sample_rate`` Hz."""
+def open_audio(path: Path) -> AudioFile | DecodedAudio:
+    """What the plugin's loader returns for ``path`` (already checked by ``anymodal.check_input_file``).
 
-    samples: np.ndarray
-    sample_rate: int
-    path: Path
-
-    @property
-    def duration(self) -> float:
-        return self.samples.shape[1] / self.sample_rate
-
-
-def load_audio(path: Path) -> DecodedAudio:
-    """Decode ``path`` (already checked by ``anymodal.check_input_file``) into a DecodedAudio.
-
-    Raises InputError naming the file when it is corrupt, has no audio stream, holds no samples or
-    non-finite samples, or is longer than :data:`MAX_AUDIO_SECONDS`.
+    wav/flac/ogg (and mp3 where libsndfile reads it) give an :class:`AudioFile` whose length is
+    checked against its header and which decodes only what is read from it; other kinds are decoded
+    by decord into a :class:`DecodedAudio`. Raises InputError naming the file when it is corrupt or
+    truncated, has no audio stream, holds no samples or non-finite samples, or is longer than
+    :data:`MAX_AUDIO_SECONDS`.
     """
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix in SOUNDFILE_KINDS or (suffix in MP3_KINDS and _soundfile_reads_mp3()):
-        decoded = _decode_with_soundfile(path)
-    else:
-        decoded = _decode_with_decord(path)
+        source = open_soundfile(path, MAX_AUDIO_SECONDS)
+        if source.duration > MAX_AUDIO_SECONDS:
+            raise _too_long(path, source.duration)
+        if source.frames == 0:
+            raise _no_samples(path)
+        return source
+    decoded = _decode_with_decord(path)
     _check_plausible(decoded)
     return decoded
+
+
+def load_audio(path: Path) -> DecodedAudio:
+    """Decode ``path`` whole into a DecodedAudio (float32 ``[channels, samples]`` at the file's rate
+    for soundfile kinds, 16 kHz mono for decord's); the same checks as :func:`open_audio`."""
+    source = open_audio(path)
+    return source.decode() if isinstance(source, AudioFile) else source
 
 
 def _too_long(path: Path, seconds: float) -> anymodal.InputError:
@@ -83,31 +92,11 @@ def _soundfile_reads_mp3() -> bool:
     return "MP3" in soundfile.available_formats()
 
 
-def _decode_with_soundfile(path: Path) -> DecodedAudio:
-    import soundfile
-
-    try:
-        info = soundfile.info(str(path))
-    except (soundfile.SoundFileError, RuntimeError, ValueError) as error:
-        raise anymodal.InputError(f"audio file cannot be decoded: {path} ({_one_line(error)})") from error
-    if info.samplerate <= 0:
-        raise anymodal.InputError(f"audio file declares an invalid sample rate {info.samplerate}: {path}")
-    if info.frames / info.samplerate > MAX_AUDIO_SECONDS:
-        raise _too_long(path, info.frames / info.samplerate)
-    limit = int(MAX_AUDIO_SECONDS * info.samplerate)
-    try:
-        # One frame past the cap tells a lying header from an honest one without reading it all.
-        frames, rate = soundfile.read(str(path), frames=limit + 1, dtype="float32", always_2d=True)
-    except (soundfile.SoundFileError, RuntimeError, ValueError) as error:
-        raise anymodal.InputError(f"audio file cannot be decoded: {path} ({_one_line(error)})") from error
-    if frames.shape[0] > limit:
-        raise _too_long(path, frames.shape[0] / rate)
-    return DecodedAudio(np.ascontiguousarray(frames.T), int(rate), path)
-
-
 def _decode_with_decord(path: Path) -> DecodedAudio:
     import decord
 
+    if flac_sample_rate(path) == 0:  # decord would divide by it and kill the process (SIGFPE)
+        raise anymodal.InputError(f"audio file declares a sample rate of 0 Hz: {path}", hint="re-export it")
     decord.logging.set_level(decord.logging.QUIET)  # ffmpeg's own log lines would duplicate ours
     try:
         video = decord.VideoReader(str(path))
@@ -119,30 +108,38 @@ def _decode_with_decord(path: Path) -> DecodedAudio:
         pass  # no video stream (or an unreadable one): the audio decode below reports problems
     try:
         reader = decord.AudioReader(str(path), sample_rate=DECORD_SAMPLE_RATE, mono=True)
-        samples = reader[:].asnumpy()
+        samples = _all_samples(reader)
     except (decord.DECORDError, RuntimeError) as error:
         if "find audio stream" in str(error):
             raise anymodal.InputError(
                 f"file has no audio stream: {path}", hint="pass a file with a sound track"
             ) from error
-        raise anymodal.InputError(f"audio file cannot be decoded: {path} ({_one_line(error)})") from error
+        raise anymodal.InputError(f"audio file cannot be decoded: {path} ({one_line(error)})") from error
     samples = np.ascontiguousarray(samples, dtype=np.float32).reshape(1, -1)
-    if samples.shape[1] > MAX_AUDIO_SECONDS * DECORD_SAMPLE_RATE:
-        raise _too_long(path, samples.shape[1] / DECORD_SAMPLE_RATE)
+    held = samples.shape[1] / DECORD_SAMPLE_RATE
+    if held > MAX_AUDIO_SECONDS:
+        raise _too_long(path, held)
+    declared = container_audio_seconds(path)
+    if declared is not None and declared - held > CONTAINER_TOLERANCE_S:
+        raise truncated(path, declared, held)
     return DecodedAudio(samples, DECORD_SAMPLE_RATE, path)
+
+
+def _all_samples(reader: Any) -> np.ndarray:
+    """Every sample of an opened reader. decord 0.6 keeps the decoded track as a numpy array
+    (``_array``) and answers ``reader[:]`` through a Python list of every index (36 bytes an
+    index: 2 GB for an hour at 16 kHz), so the array is taken directly when it is there."""
+    decoded = getattr(reader, "_array", None)
+    if isinstance(decoded, np.ndarray) and decoded.ndim == 2:
+        return decoded
+    return np.asarray(reader[:].asnumpy())
+
+
+def _no_samples(path: Path) -> anymodal.InputError:
+    return anymodal.InputError(f"audio file holds no samples: {path}", hint="re-export it")
 
 
 def _check_plausible(decoded: DecodedAudio) -> None:
     if decoded.samples.shape[1] == 0:
-        raise anymodal.InputError(f"audio file holds no samples: {decoded.path}", hint="re-export it")
-    if not np.isfinite(decoded.samples).all():
-        raise anymodal.InputError(
-            f"audio file decodes to non-finite samples (NaN or inf): {decoded.path}", hint="re-export it"
-        )
-
-
-def _one_line(error: BaseException) -> str:
-    """The last non-empty line of a library's message (decord prefixes a C++ source location)."""
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    text = lines[-1] if lines else type(error).__name__
-    return text.split("] ", 1)[-1] if text.startswith("[") else text
+        raise _no_samples(decoded.path)
+    check_finite(decoded.samples, decoded.path)

@@ -20,10 +20,11 @@ FILE_KINDS = ("wav", "flac", "ogg", "mp3", "mp4", "mkv", "webm", "mov", "avi")
 
 
 def load(path: Path) -> Any:
-    """Decode an audio file (or a video's audio track); see :func:`anymodal_audio.decode.load_audio`."""
-    from anymodal_audio.decode import load_audio
+    """Check an audio file, leaving it to be read clip by clip (or decode a video's audio track);
+    see :func:`anymodal_audio.decode.open_audio`."""
+    from anymodal_audio.decode import open_audio
 
-    return load_audio(path)
+    return open_audio(path)
 
 
 def preprocess(decoded: Any, **options: Any) -> Any:

@@ -12,11 +12,18 @@ For one input (``specs/reference-models.md`` §2.2 clip sampler, §2.3 audio):
    ``(x - mean) / std`` with mean -4.268 and std 9.138 (so padding becomes ≈ 0.467).
 
 The result is ``[clips, 1, 128, 204]``; the encoder averages its embeddings over the clips.
+
+Only the clips are read and resampled: a file the loader left unread (``source.AudioFile``) is
+decoded at each clip (a seek and a read), and the resampler computes each clip from the input
+under it plus the filter's reach (``resample.resample_range``), which is bit for bit what
+resampling the whole file and slicing it gives. So an hour-long file costs three clips, in time and
+in memory.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from fractions import Fraction
 from typing import Any
 
@@ -24,7 +31,7 @@ import torch
 
 import anymodal
 from anymodal_audio.fbank import kaldi_fbank
-from anymodal_audio.resample import resample
+from anymodal_audio.resample import resample_range, resampled_length
 
 logger = logging.getLogger(__name__)
 
@@ -86,21 +93,50 @@ def preprocess(
     mean: float = IMAGEBIND_AUDIO_MEAN,
     std: float = IMAGEBIND_AUDIO_STD,
 ) -> torch.Tensor:
-    """A decoded file (``DecodedAudio``) → ``[clips, 1, num_mel_bins, target_length]`` float32.
+    """A loaded file (``AudioFile`` or ``DecodedAudio``) → ``[clips, 1, num_mel_bins, target_length]``
+    float32.
 
     ``decoded`` may also be a ``[channels, samples]`` tensor or array already at ``sample_rate``.
     """
+    length, read = _signal(decoded, sample_rate)
+    melspecs = []
+    clip_cache: dict[tuple[int, int], torch.Tensor] = {}
+    for span in clip_slices(length, sample_rate, clip_duration, clips):
+        bounds = (min(span.start, length), min(span.stop, length))
+        if bounds not in clip_cache:  # a short file's clips all start at 0: read it once
+            clip_cache[bounds] = read(*bounds)
+        melspecs.append(
+            clip_to_melspec(clip_cache[bounds], sample_rate, num_mel_bins, target_length, mean, std)
+        )
+    return torch.stack(melspecs)
+
+
+def _signal(decoded: Any, sample_rate: int) -> tuple[int, Callable[[int, int], torch.Tensor]]:
+    """The length at ``sample_rate`` of what ``decoded`` holds, and a reader of its samples there."""
+    if hasattr(decoded, "read") and hasattr(decoded, "sample_rate") and hasattr(decoded, "frames"):
+        frames, channels, rate = int(decoded.frames), int(decoded.channels), int(decoded.sample_rate)
+
+        def source(start: int, stop: int) -> torch.Tensor:
+            return torch.as_tensor(decoded.read(start, stop), dtype=torch.float32)
+
+        def resampled(start: int, stop: int) -> torch.Tensor:
+            return resample_range(source, frames, channels, rate, sample_rate, start, stop)
+
+        return resampled_length(frames, rate, sample_rate), resampled
     if hasattr(decoded, "samples") and hasattr(decoded, "sample_rate"):
         waveform = torch.as_tensor(decoded.samples, dtype=torch.float32)
-        waveform = resample(waveform, int(decoded.sample_rate), sample_rate)
-    else:
-        waveform = torch.as_tensor(decoded, dtype=torch.float32)
+        rate = int(decoded.sample_rate)
+        frames, channels = waveform.shape[-1], waveform.shape[0]
+
+        def resampled_array(start: int, stop: int) -> torch.Tensor:
+            return resample_range(
+                lambda a, b: waveform[:, a:b], frames, channels, rate, sample_rate, start, stop
+            )
+
+        return resampled_length(frames, rate, sample_rate), resampled_array
+    waveform = torch.as_tensor(decoded, dtype=torch.float32)
     if waveform.dim() == 1:
         waveform = waveform.unsqueeze(0)
     if waveform.dim() != 2:
         raise ValueError(f"expected audio [channels, samples], got shape {tuple(waveform.shape)}")
-    melspecs = [
-        clip_to_melspec(waveform[:, span], sample_rate, num_mel_bins, target_length, mean, std)
-        for span in clip_slices(waveform.shape[1], sample_rate, clip_duration, clips)
-    ]
-    return torch.stack(melspecs)
+    return waveform.shape[1], lambda start, stop: waveform[:, start:stop]

@@ -14,13 +14,19 @@ differences, both from the output sample format (the CLI writes s16, decord floa
 
 Whisper looks at one 30-second window, so only the first :data:`WINDOW_SAMPLES` samples are kept;
 the file's full duration is recorded. Decoding is bounded: audio longer than
-:data:`MAX_SECONDS` is refused. decord decodes a whole track when it opens it, so a file larger
-than :data:`PROBE_ABOVE_BYTES` is first decoded at :data:`PROBE_RATE` Hz (about 1/160 of the
-memory) to learn its length before the real decode.
+:data:`MAX_SECONDS` is refused, and so is a file that holds less than its header declares
+(``truncation`` gives the tolerances). A wav or flac is measured by soundfile from its header
+(``lengths`` checks the header against the file); when it is longer than the window, decord is given
+only its head, the window and :data:`HEAD_MARGIN_SECONDS` more (``head``), which decodes bit for bit
+as the whole file would. For other kinds decord decodes the whole track when it opens it, so a file
+larger than :data:`PROBE_ABOVE_BYTES` is first decoded at :data:`PROBE_RATE` Hz (about 1/160 of
+the memory) to learn its length before the real decode; its length is then compared with what the
+container declares (``headers``).
 """
 
 from __future__ import annotations
 
+import io
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +35,15 @@ from typing import Any
 import numpy as np
 
 import anymodal
+from anymodal_speech.head import flac_heads, wav_head
+from anymodal_speech.headers import (
+    container_audio_seconds,
+    flac_sample_rate,
+    mp3_declares_length,
+    ogg_is_complete,
+)
+from anymodal_speech.lengths import SoundLength, checked_length
+from anymodal_speech.truncation import CONTAINER_TOLERANCE_S, ogg_without_end, truncated
 
 #: Whisper's sample rate and window (``whisper.audio.SAMPLE_RATE`` / ``N_SAMPLES``; a test
 #: checks they agree, this module stays free of the torch import that whisper brings).
@@ -44,6 +59,11 @@ MAX_SECONDS = 3600.0
 #: even an 8 kbit/s stream lasts about an hour, so the real decode is cheap whatever the content.
 PROBE_ABOVE_BYTES = 4 * 2**20
 PROBE_RATE = 100
+
+#: Kinds whose length soundfile reads from the header, so that decord can be given only their head.
+HEADER_KINDS = (".wav", ".flac")
+#: Seconds decoded past the window from a head: decord's packets there are complete and final.
+HEAD_MARGIN_SECONDS = 1.0
 
 #: Audio files, and video containers whose sound track is used. ``plugin.FILE_KINDS`` repeats
 #: this list so that registering costs no numpy import; a test checks the two agree.
@@ -75,6 +95,12 @@ def load_speech(path: str | Path) -> DecodedSpeech:
     # The runtime checked the file already; checking again costs a stat and keeps direct callers
     # safe. The size limit is the runtime's (model.max_input_mb), so none is applied here.
     file = anymodal.check_input_file(path, FILE_KINDS, modality="speech", max_mb=math.inf)
+    suffix = file.suffix.lower()
+    length = _header_length(file) if suffix in HEADER_KINDS else None
+    if length is not None and length.duration > WINDOW_SECONDS + HEAD_MARGIN_SECONDS:
+        return _decode_head(file, length)
+    if suffix in (".ogg", ".opus") and ogg_is_complete(file) is False:
+        raise ogg_without_end(file)
     if file.stat().st_size > PROBE_ABOVE_BYTES:
         probed = _decode(file, PROBE_RATE)
         if probed.shape[1] > MAX_SECONDS * PROBE_RATE:
@@ -86,23 +112,75 @@ def load_speech(path: str | Path) -> DecodedSpeech:
         raise anymodal.InputError(f"speech file holds no samples: {file}", hint="re-export the recording")
     if total > MAX_SECONDS * SAMPLE_RATE:
         raise _too_long(file, total / SAMPLE_RATE)
-    samples = np.ascontiguousarray(_first_samples(reader, min(total, WINDOW_SAMPLES)), dtype=np.float32)
-    samples = samples.reshape(-1)
+    declared = _declared_seconds(file) if length is None else None
+    if declared is not None and declared - total / SAMPLE_RATE > CONTAINER_TOLERANCE_S:
+        raise truncated(file, declared, total / SAMPLE_RATE)
+    return _window(reader, total / SAMPLE_RATE, file)
+
+
+def _header_length(file: Path) -> SoundLength | None:
+    """A wav or flac's verified length (refusing a truncated or over-long one); ``None`` when
+    soundfile cannot open it, so that decord's decode says what is wrong with it."""
+    length = checked_length(file, MAX_SECONDS)
+    if length is not None and length.duration > MAX_SECONDS:
+        raise _too_long(file, length.duration)
+    return length
+
+
+def _decode_head(file: Path, length: SoundLength) -> DecodedSpeech:
+    """The window of a wav or flac longer than it, decoded from the file's head only."""
+    seconds = WINDOW_SECONDS + HEAD_MARGIN_SECONDS
+    if length.layout is not None:
+        heads = iter([wav_head(file, length.layout, seconds)])
+    else:
+        heads = flac_heads(file, seconds / length.duration)
+    for head in heads:
+        reader = _decode(file, SAMPLE_RATE, head)
+        if reader.shape[1] >= seconds * SAMPLE_RATE:
+            break
+    return _window(reader, length.duration, file)
+
+
+def _window(reader: Any, duration: float, file: Path) -> DecodedSpeech:
+    """The first 30 s of an opened reader, checked finite, as the file's DecodedSpeech."""
+    count = min(int(reader.shape[1]), WINDOW_SAMPLES)
+    samples = np.ascontiguousarray(_first_samples(reader, count), dtype=np.float32).reshape(-1)
     if not np.isfinite(samples).all():
         raise anymodal.InputError(
             f"speech file decodes to non-finite samples (NaN or inf): {file}",
             hint="re-export the recording, e.g. as 16-bit wav",
         )
-    return DecodedSpeech(samples, total / SAMPLE_RATE, file)
+    return DecodedSpeech(samples, duration, file)
 
 
-def _decode(file: Path, rate: int) -> Any:
-    """An opened ``decord.AudioReader`` (the whole track decoded) at ``rate`` Hz mono."""
+def _declared_seconds(file: Path) -> float | None:
+    """What an mp4/m4a/mov/mkv/webm's sound track, or an mp3's Xing/Info/VBRI header, declares."""
+    if file.suffix.lower() != ".mp3":
+        return container_audio_seconds(file)
+    if not mp3_declares_length(file):
+        return None
+    import soundfile
+
+    try:
+        info = soundfile.info(str(file))
+    except (soundfile.SoundFileError, RuntimeError, ValueError, OSError):
+        return None  # an old libsndfile without mp3, or a file it cannot open: nothing declared
+    return float(info.frames / info.samplerate) if info.samplerate > 0 and info.frames < 2**62 else None
+
+
+def _decode(file: Path, rate: int, head: bytes | None = None) -> Any:
+    """An opened ``decord.AudioReader`` (the whole track decoded) at ``rate`` Hz mono, of the file
+    or of ``head``, the first bytes of it."""
     import decord
 
+    if flac_sample_rate(file) == 0:  # decord would divide by it and kill the process (SIGFPE)
+        raise anymodal.InputError(
+            f"speech file declares a sample rate of 0 Hz: {file}", hint="re-export the recording, e.g. as wav"
+        )
     decord.logging.set_level(decord.logging.QUIET)  # ffmpeg's own log lines would duplicate ours
     try:
-        return decord.AudioReader(str(file), sample_rate=rate, mono=True)
+        source = str(file) if head is None else io.BytesIO(head)
+        return decord.AudioReader(source, sample_rate=rate, mono=True)
     except (decord.DECORDError, RuntimeError, OSError, ValueError) as error:
         message = str(error)
         if "find audio stream" in message:

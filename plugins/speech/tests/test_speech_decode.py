@@ -166,22 +166,35 @@ def test_too_long_audio_is_refused(
 def test_a_large_file_is_measured_at_a_low_rate_before_decoding(
     monkeypatch: pytest.MonkeyPatch, make_tone: Tone, write_soundfile: MediaWriter
 ) -> None:
-    path = write_soundfile("two-seconds.wav", make_tone(2.0, 16000), 16000)
+    # An ogg declares no length: decord measures it. (A wav or flac is measured from its header.)
+    path = write_soundfile("two-seconds.ogg", make_tone(2.0, 16000), 16000, subtype="VORBIS")
     rates: list[int] = []
     original = decode._decode
 
-    def recording(file: Path, rate: int) -> Any:
+    def recording(file: Path, rate: int, head: bytes | None = None) -> Any:
         rates.append(rate)
-        return original(file, rate)
+        return original(file, rate, head)
 
     monkeypatch.setattr(decode, "_decode", recording)
     monkeypatch.setattr(decode, "PROBE_ABOVE_BYTES", 0)
-    assert load_speech(path).duration == 2.0 and rates == [decode.PROBE_RATE, decode.SAMPLE_RATE]
+    assert abs(load_speech(path).duration - 2.0) < 0.05 and rates == [decode.PROBE_RATE, decode.SAMPLE_RATE]
     rates.clear()
     monkeypatch.setattr(decode, "MAX_SECONDS", 1.0)
     with pytest.raises(anymodal.InputError, match="too long"):
         load_speech(path)
     assert rates == [decode.PROBE_RATE]  # refused before the full-rate decode
+
+
+def test_a_too_long_wav_is_refused_from_its_header_before_any_decode(
+    monkeypatch: pytest.MonkeyPatch, make_tone: Tone, write_soundfile: MediaWriter
+) -> None:
+    path = write_soundfile("two-seconds.wav", make_tone(2.0, 16000), 16000)
+    decodes: list[int] = []
+    monkeypatch.setattr(decode, "_decode", lambda *args: decodes.append(1))
+    monkeypatch.setattr(decode, "MAX_SECONDS", 1.0)
+    with pytest.raises(anymodal.InputError, match=r"lasts 2 s, the limit is 1 s"):
+        load_speech(path)
+    assert decodes == []
 
 
 def test_the_plugin_lists_the_kinds_decode_reads() -> None:
