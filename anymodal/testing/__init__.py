@@ -27,12 +27,24 @@ from anymodal.testing.tiny import (
 
 if TYPE_CHECKING:
     from anymodal.testing.conformance import PluginConformance
+    from anymodal.testing.fuzz import check_damaged_file, damaged_files, fuzz_modality
+
+#: Names loaded on first use, from the module that holds them (they import pytest or Hypothesis).
+_LAZY = {
+    "PluginConformance": "anymodal.testing.conformance",
+    "check_damaged_file": "anymodal.testing.fuzz",
+    "damaged_files": "anymodal.testing.fuzz",
+    "fuzz_modality": "anymodal.testing.fuzz",
+}
 
 __all__ = [
     "CHATML_TEMPLATE",
     "DEFAULT_CORPUS",
     "TINY_IMAGEBIND",
     "PluginConformance",
+    "check_damaged_file",
+    "damaged_files",
+    "fuzz_modality",
     "prepare_file",
     "registered_modality",
     "save_scripted_llm",
@@ -45,9 +57,8 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    # The suite imports pytest, which anymodal does not depend on outside tests.
-    if name == "PluginConformance":
-        from anymodal.testing.conformance import PluginConformance
+    if name in _LAZY:
+        import importlib
 
-        return PluginConformance
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
