@@ -1,4 +1,4 @@
-"""``anymodal new-plugin``: names, refusals, and what it writes (installing it is in test_install.py)."""
+"""``anymodal new-plugin``: names, refusals, and what it writes (installing it is in tests/cli/test_install.py)."""
 
 from __future__ import annotations
 
@@ -187,7 +187,7 @@ def test_a_plugin_for_another_modality_passes_its_own_tests_as_written(tmp_path:
         cwd=project, env=env, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout[-3000:]
-    # Not installed here, so only the entry-point check skips (test_install.py installs one).
+    # Not installed here, so only the entry-point check skips (tests/cli/test_install.py installs one).
     assert result.stdout.strip().splitlines()[-1].startswith("17 passed, 1 skipped")
 
 

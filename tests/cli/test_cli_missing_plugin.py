@@ -15,7 +15,7 @@ from anymodal.cli import cli
 from anymodal.cli.inputs import FIRST_PARTY_MODALITIES
 from anymodal.contract.registry import PluginRecord, load_registry, set_registry
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 COMMANDS = ("chat", "embed", "similarity")
 
 
