@@ -1,4 +1,4 @@
-"""``anymodal new-plugin``: names, refusals, and what it writes (installing it is in tests/cli/test_install.py)."""
+"""``anymodal new-plugin``: names, refusals, and what it writes (tests/cli/test_install.py installs it)."""
 
 from __future__ import annotations
 
