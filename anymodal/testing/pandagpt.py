@@ -8,7 +8,6 @@ import os
 from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 #: PandaGPT's LoRA rank (and alpha).
 RANK = 32
@@ -68,9 +67,8 @@ def save_scripted_llama_1(
     so that what the LoRA adds through o_proj cannot change the argmax. The script's ids must be
     distinct, fewer than ``hidden``, and not the prompt's last token.
     """
-    import torch
 
-    from anymodal.testing.tiny import EOS_ID, tiny_llama, train_bpe_tokenizer
+    from anymodal.testing.tiny import tiny_llama, train_bpe_tokenizer, write_script
 
     if len(set(script)) != len(script) or len(script) + 1 > hidden:
         raise ValueError(f"a script needs distinct ids, fewer than {hidden}; got {list(script)}")
@@ -84,21 +82,7 @@ def save_scripted_llama_1(
         num_kv_heads=4,
         intermediate_size=2 * hidden,
     )
-    llama: Any = llm  # transformers' modules are too dynamic for the type checker
-    with torch.no_grad():
-        for layer in llama.model.layers:
-            layer.self_attn.o_proj.weight.zero_()
-            layer.mlp.down_proj.weight.zero_()
-        embedding = llama.get_input_embeddings().weight
-        head = llama.get_output_embeddings().weight
-        embedding.zero_()
-        embedding[:, 0] = SCRIPT_SCALE  # slot 0: "a token outside the script"
-        head.zero_()
-        head[script[0], 0] = 10.0
-        for slot, (token, successor) in enumerate(zip(script, [*script[1:], EOS_ID], strict=True), 1):
-            embedding[token] = 0.0
-            embedding[token, slot] = SCRIPT_SCALE
-            head[successor, slot] = 10.0
+    write_script(llm, script, scale=SCRIPT_SCALE)
     llm.save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path

@@ -52,6 +52,7 @@ __all__ = [
     "scripted_llama",
     "tiny_llama",
     "train_bpe_tokenizer",
+    "write_script",
 ]
 
 #: ImageBind's architecture at toy width, the encoder options
@@ -90,8 +91,6 @@ def scripted_llama(
     than ``hidden_size``; a prompt must not end with one of them. Useful to test streaming, stop
     strings and chat output end to end with a real model and a known answer.
     """
-    import torch
-
     script: Sequence[int] = tokenizer.encode(reply, add_special_tokens=False)
     if len(set(script)) != len(script):
         raise ValueError(
@@ -100,6 +99,18 @@ def scripted_llama(
     if len(script) + 1 > hidden_size:
         raise ValueError(f"reply has {len(script)} tokens; scripted_llama holds at most {hidden_size - 1}")
     model = tiny_llama(len(tokenizer), hidden_size=hidden_size, intermediate_size=2 * hidden_size)
+    write_script(model, script)
+    return model
+
+
+def write_script(model: LlamaForCausalLM, script: Sequence[int], scale: float = 1.0) -> None:
+    """Make ``model``'s greedy reply to any prompt ``script`` then EOS, in place: attention and MLP
+    outputs zeroed, so each position's logits depend on its own token; embedding slot 0 stands for
+    any token outside the script, slot i + 1 for the script's i-th id. ``scale`` multiplies the
+    embeddings (a larger one keeps an adapter's additions from changing the argmax). The ids must
+    be distinct and fewer than the hidden size."""
+    import torch
+
     llama: Any = model  # transformers' modules are too dynamic for the type checker
     with torch.no_grad():
         for layer in llama.model.layers:
@@ -107,17 +118,15 @@ def scripted_llama(
             layer.mlp.down_proj.weight.zero_()
         embedding = llama.get_input_embeddings().weight
         head = llama.get_output_embeddings().weight
-        # Slot 0 stands for "any token outside the script"; slot i + 1 for the script's i-th token.
         embedding.zero_()
-        embedding[:, 0] = 1.0
+        embedding[:, 0] = scale
         head.zero_()
         successors = [*script[1:], EOS_ID]
         head[script[0], 0] = 10.0
         for slot, (token, successor) in enumerate(zip(script, successors, strict=True), start=1):
             embedding[token] = 0.0
-            embedding[token, slot] = 1.0
+            embedding[token, slot] = scale
             head[successor, slot] = 10.0
-    return model
 
 
 def save_tiny_imagebind(path: str | os.PathLike[str], seed: int = 0) -> Path:
