@@ -30,6 +30,18 @@ from anymodal.contract.specs import (
 from anymodal.contract.version import __version__
 from anymodal.files.inputs import check_input_file
 from anymodal.files.weights import load_torch_file, state_dict_mismatches
+from anymodal.preprocess.audio_headers import (
+    CODEC_FRAME_SAMPLES,
+    CONTAINER_TOLERANCE_S,
+    WavLayout,
+    check_ogg_complete,
+    checked_wav_layout,
+    container_audio_seconds,
+    flac_sample_rate,
+    format_duration,
+    mp3_declares_length,
+    truncated_audio_error,
+)
 from anymodal.preprocess.decode import MAX_IMAGE_PIXELS, MAX_NPY_ELEMENTS, load_npy, open_image
 from anymodal.preprocess.transforms import (
     CLIP_MEAN,
@@ -44,6 +56,8 @@ from anymodal.preprocess.transforms import (
 __all__ = [
     "CLIP_MEAN",
     "CLIP_STD",
+    "CODEC_FRAME_SAMPLES",
+    "CONTAINER_TOLERANCE_S",
     "CONTRACT_VERSION",
     "MAX_IMAGE_PIXELS",
     "MAX_NPY_ELEMENTS",
@@ -65,16 +79,24 @@ __all__ = [
     "ProjectorSpec",
     "TemplateSpec",
     "UsageError",
+    "WavLayout",
     "__version__",
     "center_crop",
     "check_input_file",
+    "check_ogg_complete",
+    "checked_wav_layout",
     "clip_starts",
+    "container_audio_seconds",
+    "flac_sample_rate",
+    "format_duration",
     "hookimpl",
     "load_npy",
     "load_torch_file",
+    "mp3_declares_length",
     "normalize",
     "open_image",
     "resize_short_side",
     "state_dict_mismatches",
     "to_tensor",
+    "truncated_audio_error",
 ]

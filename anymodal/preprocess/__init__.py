@@ -1,6 +1,7 @@
 """Preprocessing helpers that modality plugins share (public API): bounded decoding of images and
-``.npy`` arrays, and torchvision-equivalent image transforms and pytorchvideo's clip sampling,
-without torchvision. numpy, PIL and torch load inside the functions.
+``.npy`` arrays, torchvision-equivalent image transforms and pytorchvideo's clip sampling (without
+torchvision), and audio containers' declared lengths read from their headers, so a truncated file
+is told from a short one. numpy, PIL and torch load inside the functions.
 
 May import: contract.
 """

@@ -14,11 +14,12 @@ Which library decodes what, and why:
 
 Decoding is bounded: audio longer than :data:`MAX_AUDIO_SECONDS` is refused with an InputError
 naming the file and the cap, and so is a file that holds less than its header declares
-(``soundfile_source`` and ``truncation`` say how each container is checked). Files soundfile reads
-come back from :func:`open_audio` as an :class:`AudioFile`, checked but not decoded: the
-preprocessor reads only the clips it samples. decord decodes a whole track when it opens it, so the
-length is taken first from the video stream (``decord.VideoReader`` reads only the index);
-audio-only containers are checked after decoding, bounded meanwhile by core's input-size cap.
+(``soundfile_source`` and core's ``anymodal.preprocess.audio_headers`` say how each container is
+checked). Files soundfile reads come back from :func:`open_audio` as an :class:`AudioFile`, checked
+but not decoded: the preprocessor reads only the clips it samples. decord decodes a whole track
+when it opens it, so the length is taken first from the video stream (``decord.VideoReader`` reads
+only the index); audio-only containers are checked after decoding, bounded meanwhile by core's
+input-size cap.
 """
 
 from __future__ import annotations
@@ -29,10 +30,8 @@ from typing import Any
 import numpy as np
 
 import anymodal
-from anymodal_audio.headers import container_audio_seconds, flac_sample_rate
 from anymodal_audio.soundfile_source import open_soundfile
 from anymodal_audio.source import AudioFile, DecodedAudio, check_finite, one_line
-from anymodal_audio.truncation import CONTAINER_TOLERANCE_S, truncated
 
 __all__ = ["FILE_KINDS", "MAX_AUDIO_SECONDS", "AudioFile", "DecodedAudio", "load_audio", "open_audio"]
 
@@ -95,7 +94,7 @@ def _soundfile_reads_mp3() -> bool:
 def _decode_with_decord(path: Path) -> DecodedAudio:
     import decord
 
-    if flac_sample_rate(path) == 0:  # decord would divide by it and kill the process (SIGFPE)
+    if anymodal.flac_sample_rate(path) == 0:  # decord would divide by it and kill the process (SIGFPE)
         raise anymodal.InputError(f"audio file declares a sample rate of 0 Hz: {path}", hint="re-export it")
     decord.logging.set_level(decord.logging.QUIET)  # ffmpeg's own log lines would duplicate ours
     try:
@@ -119,9 +118,9 @@ def _decode_with_decord(path: Path) -> DecodedAudio:
     held = samples.shape[1] / DECORD_SAMPLE_RATE
     if held > MAX_AUDIO_SECONDS:
         raise _too_long(path, held)
-    declared = container_audio_seconds(path)
-    if declared is not None and declared - held > CONTAINER_TOLERANCE_S:
-        raise truncated(path, declared, held)
+    declared = anymodal.container_audio_seconds(path)
+    if declared is not None and declared - held > anymodal.CONTAINER_TOLERANCE_S:
+        raise anymodal.truncated_audio_error(path, declared, held, modality="audio")
     return DecodedAudio(samples, DECORD_SAMPLE_RATE, path)
 
 

@@ -8,12 +8,13 @@ complete page's position, so a cut one just looks shorter; an MP3's length comes
 header (or is estimated from the file size without one). So, before anything is decoded:
 
 * WAV: the RIFF ``data`` chunk's declared size is compared with the bytes present
-  (``headers.wav_layout``); a size left open (all ones, as a pipe writer leaves it) is not checked.
-* Ogg: the last page must be whole and flagged end-of-stream (``headers.ogg_is_complete``).
+  (``anymodal.checked_wav_layout``); a size left open (all ones, as a pipe writer leaves it) is not
+  checked.
+* Ogg: the last page must be whole and flagged end-of-stream (``anymodal.check_ogg_complete``).
 * FLAC, Ogg, MP3: the last 64 declared frames must decode (one seek and one small read). If not,
   or when no length is declared (FLAC total 0, MP3 without Xing/Info/VBRI), the file is decoded
   block by block to count what it holds, keeping nothing. A declared length more than one codec
-  frame beyond that count is truncation (``truncation.CODEC_FRAME``).
+  frame beyond that count is truncation (``anymodal.CODEC_FRAME_SAMPLES``).
 
 Nothing is allocated from a declared size: the count reads 1 MiB blocks, and an :class:`AudioFile`
 reads only the frames it is asked for, within the verified length.
@@ -27,9 +28,7 @@ from typing import Any
 import numpy as np
 
 import anymodal
-from anymodal_audio.headers import mp3_declares_length, ogg_is_complete, wav_layout
 from anymodal_audio.source import AudioFile, one_line
-from anymodal_audio.truncation import CODEC_FRAME, ogg_without_end, truncated
 
 #: A frame count libsndfile gives for "unknown" (it reports INT64_MAX for a FLAC total of 0).
 _UNKNOWN_FRAMES = 2**62
@@ -46,14 +45,9 @@ def open_soundfile(path: Path, max_seconds: float) -> AudioFile:
     counting stops one second past it, for the caller to refuse.
     InputError naming the file when it cannot be opened, declares an invalid rate, or is truncated.
     """
-    if ogg_is_complete(path) is False:
-        raise ogg_without_end(path)
+    anymodal.check_ogg_complete(path, modality="audio")
     info = _info(path)
-    layout = wav_layout(path)
-    if layout is not None:
-        declared = layout.declared_bytes
-        if declared is not None and layout.missing_bytes >= layout.block_align:
-            raise truncated(path, layout.seconds(declared), layout.seconds(layout.present_bytes))
+    if anymodal.checked_wav_layout(path, modality="audio") is not None:
         frames = int(info.frames)
     else:
         frames = _verified_frames(path, info, int(min(max_seconds + 1, 2**40) * info.samplerate))
@@ -79,12 +73,14 @@ def _info(path: Path) -> Any:
 
 def _verified_frames(path: Path, info: Any, limit: int) -> int:
     declared = int(info.frames)
-    known = declared < _UNKNOWN_FRAMES and (info.format != "MP3" or mp3_declares_length(path))
+    known = declared < _UNKNOWN_FRAMES and (info.format != "MP3" or anymodal.mp3_declares_length(path))
     if known and _reaches(path, declared):
         return declared
     held = _count_frames(path, int(info.channels), limit)
-    if known and held <= limit and declared - held > CODEC_FRAME.get(info.format, 0):
-        raise truncated(path, declared / info.samplerate, held / info.samplerate)
+    if known and held <= limit and declared - held > anymodal.CODEC_FRAME_SAMPLES.get(info.format, 0):
+        raise anymodal.truncated_audio_error(
+            path, declared / info.samplerate, held / info.samplerate, modality="audio"
+        )
     return min(held, declared)
 
 

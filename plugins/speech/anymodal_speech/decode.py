@@ -14,14 +14,14 @@ differences, both from the output sample format (the CLI writes s16, decord floa
 
 Whisper looks at one 30-second window, so only the first :data:`WINDOW_SAMPLES` samples are kept;
 the file's full duration is recorded. Decoding is bounded: audio longer than
-:data:`MAX_SECONDS` is refused, and so is a file that holds less than its header declares
-(``truncation`` gives the tolerances). A wav or flac is measured by soundfile from its header
-(``lengths`` checks the header against the file); when it is longer than the window, decord is given
-only its head, the window and :data:`HEAD_MARGIN_SECONDS` more (``head``), which decodes bit for bit
-as the whole file would. For other kinds decord decodes the whole track when it opens it, so a file
-larger than :data:`PROBE_ABOVE_BYTES` is first decoded at :data:`PROBE_RATE` Hz (about 1/160 of
-the memory) to learn its length before the real decode; its length is then compared with what the
-container declares (``headers``).
+:data:`MAX_SECONDS` is refused, and so is a file that holds less than its header declares (core's
+``anymodal.preprocess.audio_headers`` gives the tolerances). A wav or flac is measured by soundfile
+from its header (``lengths`` checks the header against the file); when it is longer than the
+window, decord is given only its head, the window and :data:`HEAD_MARGIN_SECONDS` more (``head``),
+which decodes bit for bit as the whole file would. For other kinds decord decodes the whole track
+when it opens it, so a file larger than :data:`PROBE_ABOVE_BYTES` is first decoded at
+:data:`PROBE_RATE` Hz (about 1/160 of the memory) to learn its length before the real decode; its
+length is then compared with what the container declares (``anymodal.container_audio_seconds``).
 """
 
 from __future__ import annotations
@@ -36,14 +36,7 @@ import numpy as np
 
 import anymodal
 from anymodal_speech.head import flac_heads, wav_head
-from anymodal_speech.headers import (
-    container_audio_seconds,
-    flac_sample_rate,
-    mp3_declares_length,
-    ogg_is_complete,
-)
 from anymodal_speech.lengths import SoundLength, checked_length
-from anymodal_speech.truncation import CONTAINER_TOLERANCE_S, ogg_without_end, truncated
 
 #: Whisper's sample rate and window (``whisper.audio.SAMPLE_RATE`` / ``N_SAMPLES``; a test
 #: checks they agree, this module stays free of the torch import that whisper brings).
@@ -99,8 +92,8 @@ def load_speech(path: str | Path) -> DecodedSpeech:
     length = _header_length(file) if suffix in HEADER_KINDS else None
     if length is not None and length.duration > WINDOW_SECONDS + HEAD_MARGIN_SECONDS:
         return _decode_head(file, length)
-    if suffix in (".ogg", ".opus") and ogg_is_complete(file) is False:
-        raise ogg_without_end(file)
+    if suffix in (".ogg", ".opus"):
+        anymodal.check_ogg_complete(file, modality="speech")
     if file.stat().st_size > PROBE_ABOVE_BYTES:
         probed = _decode(file, PROBE_RATE)
         if probed.shape[1] > MAX_SECONDS * PROBE_RATE:
@@ -113,8 +106,8 @@ def load_speech(path: str | Path) -> DecodedSpeech:
     if total > MAX_SECONDS * SAMPLE_RATE:
         raise _too_long(file, total / SAMPLE_RATE)
     declared = _declared_seconds(file) if length is None else None
-    if declared is not None and declared - total / SAMPLE_RATE > CONTAINER_TOLERANCE_S:
-        raise truncated(file, declared, total / SAMPLE_RATE)
+    if declared is not None and declared - total / SAMPLE_RATE > anymodal.CONTAINER_TOLERANCE_S:
+        raise anymodal.truncated_audio_error(file, declared, total / SAMPLE_RATE, modality="speech")
     return _window(reader, total / SAMPLE_RATE, file)
 
 
@@ -156,8 +149,8 @@ def _window(reader: Any, duration: float, file: Path) -> DecodedSpeech:
 def _declared_seconds(file: Path) -> float | None:
     """What an mp4/m4a/mov/mkv/webm's sound track, or an mp3's Xing/Info/VBRI header, declares."""
     if file.suffix.lower() != ".mp3":
-        return container_audio_seconds(file)
-    if not mp3_declares_length(file):
+        return anymodal.container_audio_seconds(file)
+    if not anymodal.mp3_declares_length(file):
         return None
     import soundfile
 
@@ -173,7 +166,7 @@ def _decode(file: Path, rate: int, head: bytes | None = None) -> Any:
     or of ``head``, the first bytes of it."""
     import decord
 
-    if flac_sample_rate(file) == 0:  # decord would divide by it and kill the process (SIGFPE)
+    if anymodal.flac_sample_rate(file) == 0:  # decord would divide by it and kill the process (SIGFPE)
         raise anymodal.InputError(
             f"speech file declares a sample rate of 0 Hz: {file}", hint="re-export the recording, e.g. as wav"
         )

@@ -20,13 +20,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from anymodal_speech.headers import WavLayout
+import anymodal
 
 #: Bytes searched past a flac cut for the start of the next frame.
 _FLAC_SYNC_SEARCH = 2**20
 
 
-def wav_head(path: Path, layout: WavLayout, seconds: float) -> bytes:
+def wav_head(path: Path, layout: anymodal.WavLayout, seconds: float) -> bytes:
     """The header and the first ``seconds`` of samples of a wav, its RIFF and data sizes made true."""
     if layout.frame_aligned:
         wanted = math.ceil(seconds * layout.sample_rate) * layout.block_align

@@ -5,12 +5,15 @@ header claims hours over seconds of data, opens at the length of the bytes prese
 its STREAMINFO total and fails only when a read reaches the cut. So:
 
 * WAV: the RIFF ``data`` chunk's declared size is compared with the bytes present
-  (``headers.wav_layout``); a size left open (all ones, as a pipe writer leaves it) is not checked.
+  (``anymodal.checked_wav_layout``); a size left open (all ones, as a pipe writer leaves it) is not
+  checked.
 * FLAC: the last 64 declared frames must decode (a seek and a small read). If not, or when the
   total is 0 ("unknown"), the file is decoded block by block to count what it holds, keeping
   nothing; a declared total more than one FLAC frame past that count is truncation.
 
-Nothing is allocated from a declared size. The same checks as ``anymodal_audio.soundfile_source``.
+Nothing is allocated from a declared size. The header checks are core's (``anymodal.checked_wav_layout``,
+``anymodal.CODEC_FRAME_SAMPLES``); the soundfile reads below are the same as in
+``anymodal_audio.soundfile_source`` and stay a copy because core does not depend on soundfile.
 """
 
 from __future__ import annotations
@@ -21,8 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from anymodal_speech.headers import WavLayout, wav_layout
-from anymodal_speech.truncation import CODEC_FRAME, truncated
+import anymodal
 
 #: A frame count libsndfile gives for "unknown" (it reports INT64_MAX for a FLAC total of 0).
 _UNKNOWN_FRAMES = 2**62
@@ -39,7 +41,7 @@ class SoundLength:
     sample_rate: int
     channels: int
     frames: int
-    layout: WavLayout | None
+    layout: anymodal.WavLayout | None
 
     @property
     def duration(self) -> float:
@@ -54,11 +56,8 @@ def checked_length(path: Path, max_seconds: float) -> SoundLength | None:
     info = _info(path)
     if info is None:
         return None
-    layout = wav_layout(path)
+    layout = anymodal.checked_wav_layout(path, modality="speech")
     if layout is not None:
-        declared = layout.declared_bytes
-        if declared is not None and layout.missing_bytes >= layout.block_align:
-            raise truncated(path, layout.seconds(declared), layout.seconds(layout.present_bytes))
         frames = int(info.frames)
     else:
         frames = _verified_frames(path, info, int(min(max_seconds + 1, 2**40) * info.samplerate))
@@ -81,8 +80,10 @@ def _verified_frames(path: Path, info: Any, limit: int) -> int:
     if known and _reaches(path, declared):
         return declared
     held = _count_frames(path, int(info.channels), limit)
-    if known and held <= limit and declared - held > CODEC_FRAME.get(info.format, 0):
-        raise truncated(path, declared / info.samplerate, held / info.samplerate)
+    if known and held <= limit and declared - held > anymodal.CODEC_FRAME_SAMPLES.get(info.format, 0):
+        raise anymodal.truncated_audio_error(
+            path, declared / info.samplerate, held / info.samplerate, modality="speech"
+        )
     return min(held, declared)
 
 

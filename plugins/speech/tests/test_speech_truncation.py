@@ -10,9 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile
-from anymodal_speech import headers
 from anymodal_speech.decode import load_speech
-from anymodal_speech.durations import format_durations
 
 import anymodal
 
@@ -100,10 +98,10 @@ def test_a_decord_kind_cut_in_half(name: str, codec: str, write_av: MediaWriter,
     cut.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
     message = truncation_message(cut)
     declared = (
-        headers.container_audio_seconds(path) if codec != "libmp3lame" else soundfile.info(path).duration
+        anymodal.container_audio_seconds(path) if codec != "libmp3lame" else soundfile.info(path).duration
     )
     assert declared is not None and abs(declared - whole.duration) < 0.1
-    prefix = f"speech file is truncated: its header says {format_durations(declared)[0]}, it holds "
+    prefix = f"speech file is truncated: its header says {anymodal.format_duration(declared)}, it holds "
     assert message.startswith(prefix) and message.endswith(f" ms: {cut}"), message
 
 
@@ -125,10 +123,10 @@ def test_an_mp4_family_file_cut_in_half(tmp_path: Path, make_tone: Tone) -> None
     assert abs(load_speech(path).duration - 4.0) < 0.2
     cut = tmp_path / "half.m4a"
     cut.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
-    declared = headers.container_audio_seconds(path)
+    declared = anymodal.container_audio_seconds(path)
     assert declared is not None
     assert truncation_message(cut).startswith(
-        f"speech file is truncated: its header says {format_durations(declared)[0]}, it holds "
+        f"speech file is truncated: its header says {anymodal.format_duration(declared)}, it holds "
     )
 
 

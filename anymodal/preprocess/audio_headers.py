@@ -1,36 +1,68 @@
-"""What a media file's own header declares about its length, read with the standard library only.
+"""What an audio file's own header declares about its length, and the error for a file that holds
+less (public API for modality plugins that read sound: audio, speech). Standard library only.
 
 The decoders do not say when a file holds less than its header promises: libsndfile clamps a WAV's
 length to the bytes present, and decord reports only what it decoded. These readers take the
-declared length from the public container formats themselves, so the loader can compare:
+declared length from the public container formats themselves, so a loader can compare:
 
-* RIFF/WAVE (and RF64/BW64): the ``data`` chunk's byte count, with ``fmt ``'s block align and rate.
-* Ogg: no length is declared anywhere; a complete stream ends with a page flagged end-of-stream.
-* MP3: whether a Xing/Info/VBRI header gives the frame count (otherwise the length is an estimate).
-* FLAC: the STREAMINFO sample rate (0 Hz crashes decord).
-* ISO base media (mp4, m4a, mov): the sound track's ``mdhd`` duration over its time scale.
-* Matroska (mkv, webm): the segment's Info duration, when every track is audio.
+* RIFF/WAVE (and RF64/BW64): the ``data`` chunk's byte count, with ``fmt ``'s block align and rate
+  (:func:`wav_layout`; :func:`checked_wav_layout` also refuses a cut file).
+* Ogg: no length is declared anywhere; a complete stream ends with a page flagged end-of-stream
+  (:func:`ogg_is_complete`; :func:`check_ogg_complete` refuses a file without it).
+* MP3: whether a Xing/Info/VBRI header gives the frame count, otherwise the length is an estimate
+  (:func:`mp3_declares_length`).
+* FLAC: the STREAMINFO sample rate, since 0 Hz crashes decord (:func:`flac_sample_rate`).
+* ISO base media (mp4, m4a, mov): the sound track's ``mdhd`` duration over its time scale; Matroska
+  (mkv, webm): the segment's Info duration, when every track is audio (:func:`container_audio_seconds`).
 
 Every reader reads a bounded amount (a few chunk headers, the last Ogg page, the ``moov`` box up to
 :data:`MAX_HEADER_BYTES`), never allocates from a size it read, and answers ``None`` for anything
 it cannot make sense of: the decoder then has the last word on a malformed file.
 
-The same module as ``anymodal_audio.headers`` (a plugin imports only anymodal, so the
-two keep a copy each).
+A file that holds less than it declares is an :class:`~anymodal.InputError` of one line,
+``<modality> file is truncated: its header says 2.00 s, it holds 1.75 ms: <path>``
+(:func:`truncated_audio_error`), ``modality`` being the plugin's word ("audio", "speech"). What is
+forgiven, as "a partial last frame or packet" and not truncation:
+
+* WAV: less than one block (``fmt``'s block align: one frame of PCM) of the declared data missing.
+* FLAC, MP3, Ogg read through soundfile: up to one codec frame of samples missing,
+  :data:`CODEC_FRAME_SAMPLES` (FLAC's largest common block, MP3's layer III frame, Vorbis's long block).
+* Containers decoded by decord (mp4, m4a, mov, mkv, webm): up to :data:`CONTAINER_TOLERANCE_S` of
+  the sound track's declared duration missing, which covers AAC and Opus encoder priming and a last
+  packet even at 8 kHz.
+
+Durations in messages read ``1.75 ms``, ``2.00 s``, ``12.50 min``, ``10.00 h`` (:func:`format_duration`):
+milliseconds below one second, seconds below a minute, minutes below an hour, then hours, with two
+decimals. The unit is chosen after rounding, so 0.999996 s reads ``1.00 s``, never ``1000.00 ms``.
+:func:`format_durations` adds decimals (up to six) where two different durations would otherwise
+read the same, so "its header says 2.00 s, it holds 2.00 s" cannot happen.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import struct
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 from typing import BinaryIO
+
+from anymodal.contract.errors import InputError
 
 #: Most bytes read from one header structure (an mp4 ``moov`` box, the start of a Matroska file).
 MAX_HEADER_BYTES = 16 * 2**20
 #: Most chunks, boxes or elements walked before giving up on a file.
 MAX_ELEMENTS = 4096
+
+#: Samples of one codec frame forgiven at the end of a file, by libsndfile's major format name
+#: (``soundfile.info(path).format``).
+CODEC_FRAME_SAMPLES: Mapping[str, int] = MappingProxyType({"FLAC": 4608, "MP3": 1152, "OGG": 8192})
+#: Seconds of a decord-decoded sound track forgiven at the end.
+CONTAINER_TOLERANCE_S = 0.5
+#: The hint of every truncation error.
+TRUNCATED_HINT = "the file was cut short (an interrupted download or copy); re-export or re-download it"
 
 #: WAVE format tags whose ``block_align`` is the size of one frame (PCM, float, A-law, mu-law,
 #: extensible). Other tags (ADPCM, GSM, mp3 in wav) pack many frames into one block.
@@ -39,6 +71,72 @@ _FRAME_ALIGNED_TAGS = frozenset({0x0001, 0x0003, 0x0006, 0x0007, 0xFFFE})
 _OPEN_SIZE = 0xFFFFFFFF
 #: The largest Ogg page: a 27-byte header, 255 lacing values, 255 segments of 255 bytes.
 _OGG_MAX_PAGE = 27 + 255 + 255 * 255
+#: The most decimals :func:`format_durations` uses to tell two durations apart.
+_MOST_DECIMALS = 6
+
+
+# --- The errors ---------------------------------------------------------------------------------
+
+
+def truncated_audio_error(path: str | Path, declared_s: float, held_s: float, *, modality: str) -> InputError:
+    """``<modality> file is truncated: its header says 2.00 s, it holds 1.75 ms: <path>``, the two
+    durations with enough decimals to differ (:func:`format_durations`)."""
+    declared, held = format_durations(declared_s, held_s)
+    return InputError(
+        f"{modality} file is truncated: its header says {declared}, it holds {held}: {path}",
+        hint=TRUNCATED_HINT,
+    )
+
+
+def check_ogg_complete(path: str | Path, *, modality: str) -> None:
+    """InputError when ``path`` is an Ogg file whose last page is cut short or missing (no
+    end-of-stream page); nothing for a complete Ogg file or a file that is not Ogg at all."""
+    if ogg_is_complete(path) is False:
+        raise InputError(
+            f"{modality} file is truncated: its Ogg stream stops without its end-of-stream page: {path}",
+            hint=TRUNCATED_HINT,
+        )
+
+
+def checked_wav_layout(path: str | Path, *, modality: str) -> WavLayout | None:
+    """:func:`wav_layout` of ``path`` (``None`` when it is no WAV), and an InputError when its
+    ``data`` chunk holds a whole block less than it declares. A size left open is not checked."""
+    layout = wav_layout(path)
+    if layout is None or layout.declared_bytes is None or layout.missing_bytes < layout.block_align:
+        return layout
+    declared, held = layout.seconds(layout.declared_bytes), layout.seconds(layout.present_bytes)
+    raise truncated_audio_error(path, declared, held, modality=modality)
+
+
+# --- Durations as messages print them -------------------------------------------------------------
+
+
+def format_duration(seconds: float, decimals: int = 2) -> str:
+    """``seconds`` in the largest unit that keeps the value below 60 (1000 for milliseconds):
+    ``1.75 ms``, ``2.00 s``, ``12.50 min``, ``10.00 h``."""
+    if not math.isfinite(seconds) or seconds < 0:
+        return f"{seconds} s"
+    if round(seconds * 1000, decimals) < 1000:
+        return f"{seconds * 1000:.{decimals}f} ms"
+    if round(seconds, decimals) < 60:
+        return f"{seconds:.{decimals}f} s"
+    if round(seconds / 60, decimals) < 60:
+        return f"{seconds / 60:.{decimals}f} min"
+    return f"{seconds / 3600:.{decimals}f} h"
+
+
+def format_durations(*durations: float) -> list[str]:
+    """Each of ``durations`` formatted, with the fewest decimals (two to six) that tell apart
+    those that differ."""
+    texts: list[str] = []
+    for decimals in range(2, _MOST_DECIMALS + 1):
+        texts = [format_duration(seconds, decimals) for seconds in durations]
+        if len(set(texts)) == len(set(durations)):
+            break
+    return texts
+
+
+# --- RIFF/WAVE, RF64, BW64 ------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -124,6 +222,9 @@ def _layout(
     )
 
 
+# --- Ogg ------------------------------------------------------------------------------------------
+
+
 def ogg_is_complete(path: str | Path) -> bool | None:
     """Whether an Ogg file ends with a whole page flagged end-of-stream; ``None`` when the file
     does not start with an Ogg page. Only the last :data:`_OGG_MAX_PAGE` bytes are read; trailing
@@ -156,6 +257,9 @@ def _is_whole_final_page(tail: bytes, position: int) -> bool:
     return len(lacing) == segments and position + 27 + segments + sum(lacing) <= len(tail)
 
 
+# --- FLAC and MP3 ---------------------------------------------------------------------------------
+
+
 def _past_id3(stream: BinaryIO) -> None:
     """Seek past an ID3v2 tag at the start of ``stream`` (mp3 and flac files may begin with one)."""
     head = stream.read(10)
@@ -169,7 +273,7 @@ def _past_id3(stream: BinaryIO) -> None:
 def flac_sample_rate(path: str | Path) -> int | None:
     """The sample rate a FLAC stream's STREAMINFO declares; ``None`` for anything else. decord 0.6
     divides by the stream's rate after decoding, so a FLAC declaring 0 Hz kills the process with
-    SIGFPE (found by fuzzing): the loaders refuse it before decord sees it."""
+    SIGFPE (found by fuzzing): loaders refuse it before decord sees it."""
     try:
         with open(path, "rb") as stream:
             _past_id3(stream)
@@ -195,6 +299,9 @@ def mp3_declares_length(path: str | Path) -> bool:
             frame = start[sync : sync + 200]
             return any(tag in frame for tag in (b"Xing", b"Info", b"VBRI"))
     return False
+
+
+# --- ISO base media (mp4, m4a, mov) and Matroska (mkv, webm) --------------------------------------
 
 
 def container_audio_seconds(path: str | Path) -> float | None:
