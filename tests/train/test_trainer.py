@@ -263,12 +263,14 @@ def test_a_file_that_breaks_mid_run_saves_progress_and_resume_finishes(train_con
             for path in originals:
                 path.write_bytes(b"not an array")
 
-    with pytest.raises(InputError, match=r"toy file is not a valid \.npy array: .*x\d+\.npy"):
+    with pytest.raises(InputError, match=r"toy file is not a .npy file .*x\d+\.npy"):
         run.fit(on_step=corrupt)
     # The last completed step was saved (the loader reads a batch ahead, so that may be step 3).
     last = [m["step"] for m in read_metrics(tmp_path / "run") if "loss" in m][-1]
     assert last >= 2 and (tmp_path / "run/latest").read_text().strip() == f"checkpoint-{last:07d}"
-    assert any(line.startswith("stopped: toy file is not a valid") and "--resume" in line for line in logged)
+    assert any(
+        line.startswith("stopped: toy file is not a .npy file") and "--resume" in line for line in logged
+    )
     for path, content in originals.items():
         path.write_bytes(content)
     resumed = trainer(train_config, toy_registry, "train.save_every=0", "train.max_steps=8", resume="latest")

@@ -54,6 +54,11 @@ def open_soundfile(path: Path, max_seconds: float) -> AudioFile:
     return AudioFile(path, int(info.samplerate), int(info.channels), frames)
 
 
+#: The highest sample rate read (studio rates top out at 768 kHz). A damaged header can declare
+#: millions of Hz, and resampling from such a rate would need a filter table of hundreds of MiB.
+MAX_SAMPLE_RATE = 768_000
+
+
 def _info(path: Path) -> Any:
     import soundfile
 
@@ -64,8 +69,11 @@ def _info(path: Path) -> Any:
             f"audio file cannot be decoded: {path} ({one_line(error)})",
             hint=f"check that it is a valid {path.suffix.lower() or 'audio'} file, or re-export it",
         ) from error
-    if info.samplerate <= 0:
-        raise anymodal.InputError(f"audio file declares an invalid sample rate {info.samplerate}: {path}")
+    if not 0 < info.samplerate <= MAX_SAMPLE_RATE:
+        raise anymodal.InputError(
+            f"audio file declares an invalid sample rate {info.samplerate} Hz: {path}",
+            hint=f"rates up to {MAX_SAMPLE_RATE:,} Hz are read; the header is damaged, re-export the file",
+        )
     if info.channels <= 0:
         raise anymodal.InputError(f"audio file declares {info.channels} channels: {path}")
     return info

@@ -71,3 +71,13 @@ def test_a_flac_declaring_zero_hertz_never_reaches_decord(
     result = check_damaged_file(spec, Damage(damaged, "FLAC at 0 Hz named .mp4"), ".mp4", tmp_path)
     assert isinstance(result, anymodal.InputError)
     assert result.message.startswith("audio file declares a sample rate of 0 Hz: ")
+
+
+def test_an_absurd_sample_rate_is_refused_before_any_resampling(spec, tmp_path):
+    valid = tmp_path / "tone.wav"
+    soundfile.write(valid, np.zeros(44100, dtype=np.float32), 44100, subtype="PCM_16")
+    data = bytearray(valid.read_bytes())
+    data[26:28] = (1).to_bytes(2, "big")  # the sample rate's high half: 16.8 MHz (found by fuzzing)
+    result = check_damaged_file(spec, Damage(bytes(data), "sample rate 16.8 MHz"), ".wav", tmp_path)
+    assert isinstance(result, anymodal.InputError)
+    assert "declares an invalid sample rate 16821316 Hz" in result.message  # 44100 + 2**24
