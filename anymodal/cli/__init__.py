@@ -64,6 +64,7 @@ COMMANDS = {
         "pull",
         "Download a released model's weights (PandaGPT), verify and prepare them.",
     ),
+    "serve": ("anymodal.cli.serve", "serve", "Serve a model over an OpenAI-compatible HTTP API."),
     "similarity": ("anymodal.cli.embed", "similarity", "Rank files of one modality against another."),
     "train": (
         "anymodal.cli.train",

@@ -7,7 +7,7 @@ same file again, reuse it. A failed turn leaves the history and the attached fil
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,8 +15,9 @@ from typing import Any
 import torch
 
 from anymodal.config.schema import AnymodalConfig
+from anymodal.contract.errors import UsageError
 from anymodal.contract.registry import Registry
-from anymodal.contract.specs import GenerationConfig, Message
+from anymodal.contract.specs import GenerationConfig, Message, Role
 from anymodal.runtime.model import AnyModalModel, PreparedInput, scatter_embeddings, sum_projected
 from anymodal.runtime.processor import Attachment, PromptProcessor, Slot, Turn
 
@@ -29,6 +30,16 @@ class ChatTurn:
     inputs: list[PreparedInput]
     reply: str = ""
     interrupted: bool = False
+
+
+@dataclass(frozen=True)
+class ChatMessage:
+    """One message of a conversation given whole (an HTTP request's ``messages``): its role, its
+    text and, for a user message, the inputs sent with it."""
+
+    role: Role
+    text: str
+    inputs: tuple[PreparedInput, ...] = ()
 
 
 @dataclass
@@ -83,6 +94,70 @@ class ChatSession:
         self.pending.append(prepared)
         return prepared
 
+    def for_messages(
+        self,
+        messages: Sequence[ChatMessage],
+        generation: GenerationConfig | None = None,
+        cache: dict[str, torch.Tensor] | None = None,
+    ) -> tuple[ChatSession, str]:
+        """A new session for one stateless request, and the text to :meth:`ask` it.
+
+        It shares this session's model, processor and cache of encodings (or uses ``cache``, a
+        server's own), so an input encoded for one request is reused by the next; this session is
+        left as it was. Its history is ``messages`` up to the last: system messages (any number,
+        anywhere) together replace the system prompt; each user message and the assistant reply
+        after it make one turn (consecutive messages of one role are joined by a newline, a reply
+        with no user message before it gets an empty one); the last message must be the user's,
+        and its inputs are attached. ``generation`` replaces this session's settings when given."""
+        if not messages or messages[-1].role != "user":
+            raise UsageError(
+                "the last message must be the user's",
+                hint="end the messages with the user message to answer",
+            )
+        system = [m.text for m in messages if m.role == "system"]
+        turns: list[ChatTurn] = []
+        replied = True  # whether the last turn has its assistant reply (a new user message starts one)
+        for message in messages:
+            if message.role == "system":
+                continue
+            if message.role not in ("user", "assistant"):
+                raise UsageError(
+                    f"unknown message role {message.role!r}", hint="use system, user or assistant"
+                )
+            if message.inputs and message.role != "user":
+                raise UsageError(
+                    f"a {message.role} message cannot carry inputs", hint="attach them to a user message"
+                )
+            if message.role == "user":
+                if replied:
+                    turns.append(ChatTurn(message.text, list(message.inputs)))
+                    replied = False
+                else:
+                    turns[-1].user = _joined(turns[-1].user, message.text)
+                    turns[-1].inputs.extend(message.inputs)
+            else:
+                if not turns:
+                    turns.append(ChatTurn("", []))
+                turns[-1].reply = _joined(turns[-1].reply, message.text)
+                replied = True
+        current = turns.pop()
+        session = ChatSession(
+            self.model,
+            self.processor,
+            generation or self.generation,
+            "\n\n".join(system) if system else self.system_prompt,
+            history=turns,
+            pending=list(current.inputs),
+            _cache=self._cache if cache is None else cache,
+        )
+        return session, current.user
+
+    def prompt_tokens(self, text: str) -> int:
+        """How many tokens the prompt of :meth:`ask` ``(text)`` has, each input's tokens included;
+        raises the UsageError :meth:`ask` would (placeholders that do not match the inputs)."""
+        prompt = self.processor.process(self._conversation(ChatTurn(text, list(self.pending))))
+        return len(prompt.input_ids)
+
     def reset(self) -> None:
         """Forget the conversation and attached files (cached encodings stay valid and are kept)."""
         self.history.clear()
@@ -134,3 +209,7 @@ class ChatSession:
         ids = torch.tensor([input_ids], device=self.model.device)
         with torch.no_grad():
             return scatter_embeddings(self.model.bridge.embed(ids), [slots], [slot_embeddings])
+
+
+def _joined(first: str, second: str) -> str:
+    return f"{first}\n{second}" if first and second else first or second

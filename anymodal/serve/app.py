@@ -1,0 +1,533 @@
+"""The FastAPI application: :func:`create_app` over one loaded model, run by uvicorn or in tests.
+
+Endpoints: ``POST /v1/chat/completions`` (a reply, or Server-Sent Events with ``stream: true``),
+``POST /v1/embeddings`` (each input's encoder embedding, ImageBind's for the first-party
+modalities), ``GET /v1/models`` (the served model and its modalities' part types) and
+``GET /health``. Every error is OpenAI's JSON shape (:mod:`~anymodal.serve.errors`); bad input is
+a 400 and the server goes on serving.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hmac
+import json
+import logging
+import shutil
+import tempfile
+import threading
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import anyio
+import torch
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from anymodal.contract.errors import AnymodalError
+from anymodal.contract.registry import Registry
+from anymodal.runtime.chat import ChatMessage, ChatSession
+from anymodal.runtime.model import PreparedInput
+from anymodal.serve import responses
+from anymodal.serve.errors import ApiError, bad_request, from_anymodal
+from anymodal.serve.media import MediaPolicy, write_part
+from anymodal.serve.requests import (
+    ChatRequest,
+    EmbeddingRequest,
+    MediaPart,
+    parse_chat,
+    parse_embeddings,
+    part_types,
+    prepare_messages,
+    prepare_part,
+)
+from anymodal.serve.worker import ModelThread, Ticket, Worker
+
+log = logging.getLogger("anymodal.serve")
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    """How the server answers. ``max_request_mb`` bounds a request body and a fetched URL;
+    ``max_queue`` is how many requests may wait while one runs (more get a 429); ``cache_size``
+    is how many projected inputs are kept to be reused by later requests."""
+
+    model_id: str = "anymodal"
+    api_key: str | None = None
+    allow_paths: tuple[str | Path, ...] = ()
+    allow_remote: bool = False
+    max_request_mb: float = 64.0
+    max_queue: int = 8
+    cache_size: int = 256
+
+
+class Service:
+    """The loaded model behind the endpoints: parses, prepares, and runs requests one at a time."""
+
+    def __init__(self, session: ChatSession, registry: Registry, options: ServeOptions) -> None:
+        self.session = session
+        self.model = session.model
+        self.options = options
+        self.model_id = options.model_id
+        self.types = part_types(registry)
+        self.policy = MediaPolicy.create(options.allow_paths, options.allow_remote, options.max_request_mb)
+        self.cache: OrderedDict[str, torch.Tensor] = OrderedDict()
+        self.worker = Worker(options.max_queue, self.cache, options.cache_size)
+        self.thread = ModelThread()
+        self.created = responses.now()
+
+    # -- chat -----------------------------------------------------------------------------------
+
+    def begin_chat(self, request: ChatRequest, ticket: Ticket) -> Reply:
+        """Prepare the request's media, wait for the model, and start the reply (call it from a
+        worker thread: it blocks)."""
+        folder = Path(tempfile.mkdtemp(prefix="anymodal-serve-"))
+        try:
+            messages = self.thread.call(prepare_messages, request, self.model, self.policy, folder)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+        ticket.run()
+        return self.thread.call(self._start, messages, request, ticket)
+
+    def _start(self, messages: Sequence[ChatMessage], request: ChatRequest, ticket: Ticket) -> Reply:
+        session, text = self._session(messages, request)
+        keys = [item.key for message in messages for item in message.inputs]
+        try:
+            prompt_tokens = session.prompt_tokens(text)
+            pieces = session.ask(text)
+        except BaseException:
+            self._finish(session, keys, ticket)
+            raise
+        return Reply(self, ticket, session, keys, pieces, prompt_tokens)
+
+    def _session(self, messages: Sequence[ChatMessage], request: ChatRequest) -> tuple[ChatSession, str]:
+        base = self.session.generation
+        changes: dict[str, Any] = {}
+        if request.max_tokens is not None:
+            changes["max_new_tokens"] = request.max_tokens
+        if request.temperature is not None:
+            changes["temperature"] = request.temperature
+            changes["do_sample"] = request.temperature > 0
+        if request.top_p is not None:
+            changes["top_p"] = request.top_p
+        if request.seed is not None:
+            changes["seed"] = request.seed
+        if request.stop:
+            changes["stop"] = tuple(dict.fromkeys(base.stop + request.stop))
+        generation = dataclasses.replace(base, **changes)
+        return self.session.for_messages(messages, generation, cache=self.cache)
+
+    def _finish(self, session: ChatSession, keys: Sequence[str], ticket: Ticket) -> None:
+        self.worker.encoded += session.encoded_count
+        self.worker.trim_cache(keys)
+        ticket.release()
+
+    # -- embeddings -----------------------------------------------------------------------------
+
+    def embed(self, request: EmbeddingRequest, ticket: Ticket) -> list[list[float]]:
+        """Each input's pooled encoder output, from the served model's own encoders (in a thread)."""
+        texts = [i for i, item in enumerate(request.inputs) if isinstance(item, str)]
+        if texts and "text" not in self.model.specs:
+            accepts = ", ".join(sorted(self.model.specs)) or "none"
+            raise bad_request(
+                "text embeddings are not available for this model: it has no text modality (anymodal "
+                "does not ship ImageBind's text tokenizer yet); send media parts such as "
+                f"{{'type': 'image_url', 'image_url': {{'url': 'data:...'}}}} (its modalities: {accepts})",
+                f"input[{texts[0]}]" if len(request.inputs) > 1 else "input",
+                "text_embeddings_unavailable",
+            )
+        folder = Path(tempfile.mkdtemp(prefix="anymodal-serve-"))
+        try:
+            prepared = self.thread.call(self._embedding_inputs, request, folder)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+        ticket.run()
+        vectors = self.thread.call(self._pooled, prepared)
+        if request.dimensions is not None and vectors and request.dimensions != len(vectors[0]):
+            raise bad_request(
+                f"dimensions must be {len(vectors[0])} for this model's embeddings (or left out)",
+                "dimensions",
+                "invalid_request",
+            )
+        return vectors
+
+    def _embedding_inputs(self, request: EmbeddingRequest, folder: Path) -> list[PreparedInput]:
+        return [self._embedding_input(item, i, folder) for i, item in enumerate(request.inputs)]
+
+    def _pooled(self, prepared: Sequence[PreparedInput]) -> list[list[float]]:
+        with torch.no_grad():
+            outputs = self.model.encode_features(prepared)
+        return [output.pooled.float().cpu().tolist() for output in outputs]
+
+    def _embedding_input(self, item: str | MediaPart, index: int, folder: Path) -> PreparedInput:
+        if isinstance(item, MediaPart):
+            return prepare_part(item, self.model, self.policy, folder)
+        spec = self.model.specs["text"]
+        param = f"input[{index}]"
+        path = write_part(folder, param, spec.file_kinds[0] if spec.file_kinds else ".txt", item.encode())
+        try:
+            prepared = self.model.prepare("text", path)
+            _ = prepared.key
+        except AnymodalError as error:
+            raise from_anymodal(error, param, hide=[str(folder)]) from None
+        return prepared
+
+    # -- models ---------------------------------------------------------------------------------
+
+    def model_card(self) -> dict[str, Any]:
+        modalities = [
+            {
+                "name": name,
+                "part_types": [kind for kind, modality in self.types.items() if modality == name],
+                "file_kinds": list(spec.file_kinds),
+                "placeholder": spec.placeholder,
+                "tokens_per_input": self.model.tokens_per_input(name),
+            }
+            for name, spec in sorted(self.model.specs.items())
+        ]
+        return responses.model_card(self.model_id, self.created, modalities)
+
+
+class Reply:
+    """A reply being generated: its pieces, one at a time, and the model given back on close."""
+
+    def __init__(
+        self,
+        service: Service,
+        ticket: Ticket,
+        session: ChatSession,
+        keys: Sequence[str],
+        pieces: Iterator[str],
+        prompt_tokens: int,
+    ) -> None:
+        self.service = service
+        self.ticket = ticket
+        self.session = session
+        self.keys = keys
+        self.pieces = pieces
+        self.prompt_tokens = prompt_tokens
+        self.text = ""
+        self.id = responses.completion_id()
+        self.created = responses.now()
+        self._step = threading.Lock()
+        self._closed = False
+
+    def step(self) -> str | None:
+        """The next piece of text, or None at the end (blocks: call it from a worker thread)."""
+        return self.service.thread.call(self.next_piece)
+
+    def finish(self) -> tuple[str, str, dict[str, int]]:
+        """The whole reply, its finish reason and usage, the model given back (on the model thread)."""
+        try:
+            text = self.all()
+        finally:
+            self.close()
+        return (text, *self.usage())
+
+    def close_soon(self) -> None:
+        """:meth:`close` on the model thread, after the step it may be running (does not wait)."""
+        try:
+            self.service.thread.submit(self.close)
+        except RuntimeError:  # the thread is shut down with the server: nothing runs there any more
+            self.close()
+
+    def next_piece(self) -> str | None:
+        """The next piece of text, or None at the end (on the model thread)."""
+        with self._step:
+            if self._closed:
+                return None
+            piece = next(self.pieces, None)
+            if piece is not None:
+                self.text += piece
+            return piece
+
+    def all(self) -> str:
+        while self.next_piece() is not None:
+            pass
+        return self.text
+
+    def close(self) -> None:
+        """Stop generating (the bridge's loop ends with its generator) and free the model; twice is fine."""
+        with self._step:
+            if self._closed:
+                return
+            self._closed = True
+            close = getattr(self.pieces, "close", None)
+            try:
+                if close is not None:
+                    close()
+            finally:
+                self.service._finish(self.session, self.keys, self.ticket)
+
+    def completion_tokens(self) -> int:
+        return len(self.service.model.bridge.tokenize(self.text)) if self.text else 0
+
+    def finish_reason(self, completion_tokens: int) -> str:
+        return "length" if completion_tokens >= self.session.generation.max_new_tokens else "stop"
+
+    def usage(self) -> tuple[str, dict[str, int]]:
+        tokens = self.completion_tokens()
+        return self.finish_reason(tokens), responses.usage(self.prompt_tokens, tokens)
+
+
+class EventStream(StreamingResponse):
+    """Server-Sent Events that stop the reply's generation however the response ends: finished,
+    failed, or cut off by a client that went away."""
+
+    def __init__(self, events: AsyncIterator[bytes], on_close: Callable[[], None]) -> None:
+        headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+        super().__init__(events, media_type="text/event-stream", headers=headers)
+        self._events = events
+        self._on_close = on_close
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._on_close()
+            close = getattr(self._events, "aclose", None)
+            if close is not None:
+                with contextlib.suppress(Exception):  # the reply is closed already; only tidying up
+                    await close()
+
+
+async def _stream(reply: Reply, model_id: str, include_usage: bool) -> AsyncIterator[bytes]:
+    def chunk(delta: dict[str, Any] | None, reason: str | None = None, **extra: Any) -> bytes:
+        body = responses.chunk(
+            reply.id, model_id, reply.created, delta, reason, with_usage=include_usage, **extra
+        )
+        return responses.sse(body)
+
+    try:
+        yield chunk({"role": "assistant", "content": ""})
+        while True:
+            piece = await anyio.to_thread.run_sync(reply.step)
+            if piece is None:
+                break
+            if piece:
+                yield chunk({"content": piece})
+        reason, counts = reply.usage()
+        yield chunk({}, reason)
+        if include_usage:
+            yield chunk(None, counts=counts)
+        yield responses.sse("[DONE]")
+    except AnymodalError as error:
+        yield responses.sse(from_anymodal(error).body())
+    except Exception as error:
+        log.exception("generation failed")
+        yield responses.sse(_internal(error).body())
+    finally:
+        reply.close_soon()
+
+
+def create_app(session: ChatSession, registry: Registry, options: ServeOptions | None = None) -> FastAPI:
+    """The application serving ``session``'s model (``registry`` names the modalities' part types)."""
+    options = options or ServeOptions()
+    service = Service(session, registry, options)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        service.thread.shutdown()
+
+    app = FastAPI(title="anymodal", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
+    app.state.service = service
+
+    @app.get("/health")
+    async def health() -> dict[str, Any]:
+        worker = service.worker
+        return {
+            "status": "ok",
+            "model": service.model_id,
+            "queue": {"admitted": worker.admitted, "max_queue": worker.max_queue},
+            "cache": {"encodings": len(service.cache), "encoded": worker.encoded},
+        }
+
+    @app.get("/v1/models")
+    async def models() -> dict[str, Any]:
+        return responses.model_list(service.model_card())
+
+    @app.get("/v1/models/{model_id:path}")
+    async def model(model_id: str) -> dict[str, Any]:
+        if model_id != service.model_id:
+            raise ApiError(
+                404, f"the model {model_id!r} does not exist", param="model", code="model_not_found"
+            )
+        return service.model_card()
+
+    @app.post("/v1/chat/completions")
+    async def chat_completions(request: Request) -> Response:
+        parsed = parse_chat(await _json(request), service.types, service.model_id)
+        ticket = service.worker.admit()
+        try:
+            reply = await _blocking(service.begin_chat, parsed, ticket)
+        except BaseException:
+            ticket.release()
+            raise
+        if parsed.stream:
+            return EventStream(_stream(reply, service.model_id, parsed.include_usage), reply.close_soon)
+        text, reason, counts = await _blocking(service.thread.call, reply.finish)
+        return JSONResponse(
+            responses.completion(reply.id, service.model_id, reply.created, text, reason, counts)
+        )
+
+    @app.post("/v1/embeddings")
+    async def embeddings(request: Request) -> Response:
+        parsed = parse_embeddings(await _json(request), service.types, service.model_id)
+        ticket = service.worker.admit()
+        try:
+            vectors = await _blocking(service.embed, parsed, ticket)
+        finally:
+            ticket.release()
+        return JSONResponse(responses.embedding_list(service.model_id, vectors, parsed.encoding_format))
+
+    _add_error_handlers(app)
+    app.add_middleware(Guard, api_key=options.api_key, max_bytes=int(options.max_request_mb * 2**20))
+    return app
+
+
+async def _blocking(function: Callable[..., T], *args: Any) -> T:
+    """``function(*args)`` in a worker thread; an error that is neither the client's nor anymodal's
+    is logged with its traceback and answered as a one-line 500."""
+    try:
+        return await anyio.to_thread.run_sync(function, *args)
+    except (ApiError, AnymodalError):
+        raise
+    except Exception as error:
+        log.exception("unexpected error")
+        raise _internal(error) from error
+
+
+async def _json(request: Request) -> Any:
+    body = await request.body()
+    if not body:
+        raise bad_request("the request body is empty: send a JSON object", None, "invalid_request")
+    try:
+        return json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise bad_request(f"the request body is not valid JSON: {error}", None, "invalid_json") from None
+
+
+def _internal(error: Exception) -> ApiError:
+    return ApiError(500, f"internal error: {type(error).__name__}: {error}", code="internal_error")
+
+
+def _error_response(error: ApiError) -> JSONResponse:
+    return JSONResponse(error.body(), status_code=error.status, headers=error.headers)
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    async def api_error(request: Request, error: Exception) -> Response:
+        assert isinstance(error, ApiError)
+        return _error_response(error)
+
+    async def anymodal_error(request: Request, error: Exception) -> Response:
+        assert isinstance(error, AnymodalError)
+        return _error_response(from_anymodal(error))
+
+    async def http_error(request: Request, error: Exception) -> Response:
+        assert isinstance(error, StarletteHTTPException)
+        code = {404: "not_found", 405: "method_not_allowed"}.get(error.status_code)
+        if error.status_code == 404:
+            message = f"no such endpoint: {request.method} {request.url.path}"
+        elif error.status_code == 405:
+            message = f"method {request.method} is not allowed on {request.url.path}"
+        else:
+            message = str(error.detail)
+        failure = ApiError(error.status_code, message, code=code, headers=dict(error.headers or {}))
+        return _error_response(failure)
+
+    async def unexpected(request: Request, error: Exception) -> Response:
+        log.error("unexpected error on %s %s", request.method, request.url.path, exc_info=error)
+        return _error_response(_internal(error))
+
+    app.add_exception_handler(ApiError, api_error)
+    app.add_exception_handler(AnymodalError, anymodal_error)
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(Exception, unexpected)
+
+
+class Guard:
+    """ASGI middleware in front of every route: the API key (``/v1/...``), then the body's size,
+    checked from Content-Length and again while it is read; the body is then replayed to the app."""
+
+    def __init__(self, app: ASGIApp, api_key: str | None, max_bytes: int) -> None:
+        self.app = app
+        self.api_key = api_key
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {name.lower(): value for name, value in scope.get("headers", [])}
+        if self.api_key and scope["path"].startswith("/v1"):
+            refusal = self._check_key(headers.get(b"authorization", b""))
+            if refusal is not None:
+                await _error_response(refusal)(scope, receive, send)
+                return
+        length = headers.get(b"content-length", b"")
+        if length.isdigit() and int(length) > self.max_bytes:
+            await self._too_large(scope, receive, send, more=True)
+            return
+        body, more = bytearray(), True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            body.extend(message.get("body", b""))
+            more = bool(message.get("more_body", False))
+            if len(body) > self.max_bytes:
+                await self._too_large(scope, receive, send, more=more)
+                return
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": bytes(body), "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+    def _check_key(self, header: bytes) -> ApiError | None:
+        scheme, _, token = header.decode("latin-1").partition(" ")
+        if not header:
+            message = "missing API key: send the header 'Authorization: Bearer <key>'"
+        elif scheme.lower() != "bearer" or not hmac.compare_digest(
+            token.strip().encode(), (self.api_key or "").encode()
+        ):
+            message = "incorrect API key: send the key this server was started with (--api-key)"
+        else:
+            return None
+        return ApiError(401, message, code="invalid_api_key", headers={"WWW-Authenticate": "Bearer"})
+
+    async def _too_large(self, scope: Scope, receive: Receive, send: Send, more: bool) -> None:
+        # A client that sends its whole body before reading the answer would see the connection
+        # reset instead of the 413: read on (and drop) up to a few times the limit first.
+        budget = 4 * self.max_bytes
+        while more and budget > 0:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            budget -= len(message.get("body", b""))
+            more = bool(message.get("more_body", False))
+        limit = self.max_bytes / 2**20
+        failure = ApiError(
+            413,
+            f"the request body is larger than this server's limit of {limit:g} MB (--max-request-mb)",
+            code="request_too_large",
+            headers={"Connection": "close"},
+        )
+        await _error_response(failure)(scope, receive, send)
+
+
+__all__ = ["ServeOptions", "Service", "create_app"]
