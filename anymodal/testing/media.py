@@ -1,5 +1,6 @@
 """Small media files for tests, written with PyAV: audio in any codec the PyAV build can encode,
-optionally beside a video stream, and short videos of flat grey frames."""
+optionally beside a video stream, short videos of flat grey frames, and long WAVs written in
+bounded memory."""
 
 from __future__ import annotations
 
@@ -77,3 +78,21 @@ def write_video(
             container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
         container.mux(stream.encode())
     return path
+
+
+def write_long_wav(path: str | Path, seconds: int, rate: int = 16000) -> Path:
+    """A ``seconds``-long 16-bit mono WAV of seeded noise at ``rate`` Hz, written a minute at a
+    time with the standard library's ``wave``, so that an hour-long test input never sits in memory."""
+    import wave
+
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        for start in range(0, seconds, 60):
+            minute = min(60, seconds - start) * rate
+            out.writeframes((rng.standard_normal(minute) * 3000).astype("<i2").tobytes())
+    return Path(path)

@@ -7,7 +7,6 @@ import json
 import subprocess
 import sys
 import time
-import wave
 from collections.abc import Callable
 from pathlib import Path
 
@@ -20,6 +19,8 @@ from anymodal_audio.decode import load_audio, open_audio
 from anymodal_audio.preprocessing import clip_slices, clip_to_melspec, preprocess
 from anymodal_audio.resample import resample
 from anymodal_audio.source import AudioFile
+
+from anymodal.testing.media import write_long_wav
 
 Tone = Callable[..., np.ndarray]
 
@@ -114,19 +115,6 @@ def test_a_window_that_no_longer_decodes_is_an_input_error(tmp_path: Path, tone:
     with pytest.raises(Exception, match="audio file cannot be decoded") as raised:
         preprocess(source)
     assert str(path) in str(raised.value)
-
-
-def write_long_wav(path: Path, seconds: int, rate: int = 16000) -> Path:
-    """16-bit mono noise written a minute at a time, so the test itself stays small."""
-    rng = np.random.default_rng(0)
-    with wave.open(str(path), "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(rate)
-        for start in range(0, seconds, 60):
-            minute = min(60, seconds - start) * rate
-            out.writeframes((rng.standard_normal(minute) * 3000).astype("<i2").tobytes())
-    return path
 
 
 MEASURE = """

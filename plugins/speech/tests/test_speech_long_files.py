@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import wave
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,8 @@ import pytest
 import soundfile
 from anymodal_speech import decode
 from anymodal_speech.decode import WINDOW_SAMPLES, load_speech
+
+from anymodal.testing.media import write_long_wav
 
 MediaWriter = Callable[..., Path]
 
@@ -86,19 +87,6 @@ def test_a_file_within_the_window_and_a_second_is_decoded_whole(
     path = write_soundfile("short.wav", np.zeros(31 * 16000, np.float32), 16000, subtype="PCM_16")
     assert load_speech(path).duration == 31.0
     assert heads == [-1]
-
-
-def write_long_wav(path: Path, seconds: int, rate: int = 16000) -> Path:
-    """16-bit mono noise written a minute at a time, so the test itself stays small."""
-    rng = np.random.default_rng(0)
-    with wave.open(str(path), "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(rate)
-        for start in range(0, seconds, 60):
-            minute = min(60, seconds - start) * rate
-            out.writeframes((rng.standard_normal(minute) * 3000).astype("<i2").tobytes())
-    return path
 
 
 MEASURE = """
