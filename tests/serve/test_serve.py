@@ -8,20 +8,15 @@ by several applications (plain, with an API key, a queue of 0, remote media allo
 from __future__ import annotations
 
 import base64
-import contextlib
 import functools
 import http.server
 import io
 import json
-import os
-import socket
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import numpy as np
@@ -44,39 +39,6 @@ ROOT = Path(__file__).resolve().parents[2]
 REPLY = "It hums softly."
 MODEL = "toy-model"
 LIMIT_MB = 1.0
-
-
-@contextlib.contextmanager
-def live_server(app: Any) -> Iterator[str]:
-    """Serve ``app`` on a free loopback port for the ``with`` block; yields its base URL."""
-    import uvicorn
-
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=2)
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the test server did not start")
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        sock.close()
-
-
-@pytest.fixture
-def serve_app():
-    """``serve_app(app)``: the app served until the test ends; returns its base URL."""
-    with contextlib.ExitStack() as stack:
-        yield lambda app: stack.enter_context(live_server(app))
 
 
 @pytest.fixture(scope="module")
@@ -112,7 +74,7 @@ def app_for(session, registry, allowed, **options):
 
 
 @pytest.fixture(scope="module")
-def url(session, registry, allowed):
+def url(session, registry, allowed, live_server):
     with live_server(app_for(session, registry, allowed)) as base:
         yield base
 
@@ -606,7 +568,9 @@ def test_a_session_for_a_whole_conversation(session):
 # -- the command -------------------------------------------------------------------------------------
 
 
-def test_the_command_loads_once_warns_off_loopback_and_serves(use_plugins, config_file, monkeypatch):
+def test_the_command_loads_once_warns_off_loopback_and_serves(
+    use_plugins, config_file, monkeypatch, live_server
+):
     use_plugins(toy)
     import uvicorn
 
@@ -648,27 +612,10 @@ def test_importing_anymodal_does_not_import_fastapi():
     assert out.split() == ["False", "False"]
 
 
-def test_the_demo_model_over_http_says_circle():
+def test_the_demo_model_over_http_says_circle(serve_process):
     """`anymodal serve` itself, in its own process, on the built-in demo model."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    command = [sys.executable, "-m", "anymodal", "serve", "--port", str(port)]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    process = subprocess.Popen(
-        command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert process.poll() is None and time.monotonic() < deadline, "anymodal serve did not start"
-            time.sleep(0.1)
-        client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="unused", max_retries=0)
+    with serve_process() as served:
+        client = openai.OpenAI(base_url=f"{served.url}/v1", api_key="unused", max_retries=0)
         image = data_url((ROOT / "examples" / "red_circle.png").read_bytes(), "image/png")
         completion = client.chat.completions.create(
             model="builtin:demo",
@@ -695,7 +642,4 @@ def test_the_demo_model_over_http_says_circle():
             stream=True,
         )
         assert "near" in "".join(chunk.choices[0].delta.content or "" for chunk in streamed)
-    finally:
-        process.terminate()
-        output = process.communicate(timeout=20)[0]
-    assert "built-in demo model" in output  # its notes, shown once at the start
+    assert "built-in demo model" in served.output  # its notes, shown once at the start

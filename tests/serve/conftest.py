@@ -1,0 +1,120 @@
+"""Servers for the serve tests: an application on a free loopback port in this process
+(``live_server``, ``serve_app``), and ``anymodal serve`` itself in its own process (``serve_process``,
+and ``demo_server``: the built-in demo model, started once for the whole run)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@contextlib.contextmanager
+def _live_server(app: Any) -> Iterator[str]:
+    """Serve ``app`` on a free loopback port for the ``with`` block; yields its base URL."""
+    import uvicorn
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=2)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the test server did not start")
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        sock.close()
+
+
+@pytest.fixture(scope="session")
+def live_server() -> Callable[[Any], contextlib.AbstractContextManager[str]]:
+    """``with live_server(app) as base_url:``: ``app`` served on a free loopback port in a thread."""
+    return _live_server
+
+
+@pytest.fixture
+def serve_app() -> Iterator[Callable[[Any], str]]:
+    """``serve_app(app)``: the app served until the test ends; returns its base URL."""
+    with contextlib.ExitStack() as stack:
+        yield lambda app: stack.enter_context(_live_server(app))
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass
+class ServeProcess:
+    """A running ``anymodal serve``: its base URL and process; ``output`` is filled when it ends."""
+
+    url: str
+    process: subprocess.Popen[str]
+    output: str = ""
+
+
+@contextlib.contextmanager
+def _serve_process(args: Sequence[str] = (), start_s: float = 90) -> Iterator[ServeProcess]:
+    port = free_port()
+    command = [sys.executable, "-m", "anymodal", "serve", "--port", str(port), *args]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    process = subprocess.Popen(
+        command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    served = ServeProcess(f"http://127.0.0.1:{port}", process)
+    try:
+        deadline = time.monotonic() + start_s
+        while True:
+            try:
+                if httpx.get(f"{served.url}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                raise RuntimeError(f"anymodal serve did not start:\n{process.communicate()[0]}")
+            time.sleep(0.1)
+        yield served
+    finally:
+        process.terminate()
+        try:
+            served.output = process.communicate(timeout=20)[0]
+        except subprocess.TimeoutExpired:
+            process.kill()
+            served.output = process.communicate()[0]
+
+
+@pytest.fixture(scope="session")
+def serve_process() -> Callable[..., contextlib.AbstractContextManager[ServeProcess]]:
+    """``with serve_process(["--model", M]) as served:``: ``anymodal serve`` on a free port."""
+    return _serve_process
+
+
+@pytest.fixture(scope="session")
+def demo_server() -> Iterator[ServeProcess]:
+    """``anymodal serve`` on the built-in demo model, started once and shared by the tests."""
+    with _serve_process() as served:
+        yield served
