@@ -23,6 +23,11 @@ from anymodal.contract.errors import AnymodalError
 
 #: Commands whose modules are imported only when used, so `anymodal --help` stays fast.
 COMMANDS = {
+    "batch": (
+        "anymodal.cli.batch",
+        "batch",
+        "Answer a file of OpenAI batch requests in this process, as serve would (resumable).",
+    ),
     "chat": ("anymodal.cli.chat", "chat", "Chat with a model about files of any installed modality."),
     "plugins": ("anymodal.cli.plugins", "plugins", "List installed plugins, what they register, and errors."),
     "install": ("anymodal.cli.install", "install", "Install plugins with pip, into anymodal's environment."),
@@ -132,7 +137,10 @@ def _run(invoke: Callable[[], Any], argv: Sequence[str]) -> int:
     except click.ClickException as error:
         error.show()
         return error.exit_code
-    except click.Abort:
+    except click.Abort as error:
+        if isinstance(error.__context__, KeyboardInterrupt):  # click's own name for Ctrl-C
+            click.echo("interrupted", err=True)
+            return 130
         click.echo("aborted", err=True)
         return 1
     except AnymodalError as error:

@@ -57,6 +57,12 @@ def error_body(message: str, type: str, param: str | None = None, code: str | No
     return {"error": {"message": message, "type": type, "param": param, "code": code}}
 
 
+def internal_error(error: Exception) -> ApiError:
+    """The 500 for a failure that is neither the client's nor one of anymodal's own: one line, the
+    traceback left to the server's log."""
+    return ApiError(500, f"internal error: {type(error).__name__}: {error}", code="internal_error")
+
+
 def bad_request(message: str, param: str | None = None, code: str | None = None) -> ApiError:
     return ApiError(400, message, param=param, code=code)
 

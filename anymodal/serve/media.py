@@ -79,10 +79,15 @@ class MediaPolicy:
 
 
 def suffix_for(media_type: str, spec: ModalitySpec) -> str:
-    """The suffix a file of ``media_type`` gets, for ``spec``'s modality."""
+    """The suffix a file of ``media_type`` gets, for ``spec``'s modality: the modality's own file
+    kind when the subtype names it (``video/x-m4v`` is ``.m4v``, a plugin's ``application/x-ecg``
+    its ``.ecg``), else the usual suffix of the media type."""
     media_type = media_type.strip().lower()
     if media_type in GENERIC:
         return spec.file_kinds[0] if spec.file_kinds else ""
+    named = "." + media_type.partition("/")[2].removeprefix("x-")
+    if named in spec.file_kinds:
+        return named
     if media_type in SUFFIXES:
         return SUFFIXES[media_type]
     guessed = mimetypes.guess_extension(media_type, strict=False)

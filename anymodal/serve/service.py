@@ -70,15 +70,25 @@ class Service:
     # -- chat -----------------------------------------------------------------------------------
 
     def begin_chat(self, request: ChatRequest, ticket: Ticket) -> Reply:
-        """Prepare the request's media, wait for the model, and start the reply (call it from a
+        """Prepare the request's media, wait for the model, and start the reply, which gives the
+        ticket back when it closes; on failure the ticket is given back here (call it from a
         worker thread: it blocks)."""
-        folder = Path(tempfile.mkdtemp(prefix="anymodal-serve-"))
         try:
-            messages = self.thread.call(prepare_messages, request, self.model, self.policy, folder)
-        finally:
-            shutil.rmtree(folder, ignore_errors=True)
-        ticket.run()
-        return self.thread.call(self._start, messages, request, ticket)
+            folder = Path(tempfile.mkdtemp(prefix="anymodal-serve-"))
+            try:
+                messages = self.thread.call(prepare_messages, request, self.model, self.policy, folder)
+            finally:
+                shutil.rmtree(folder, ignore_errors=True)
+            ticket.run()
+            return self.thread.call(self._start, messages, request, ticket)
+        except BaseException:
+            ticket.release()
+            raise
+
+    def completion(self, reply: Reply) -> dict[str, Any]:
+        """The whole reply as a ``chat.completion`` (blocks until it is generated)."""
+        text, reason, counts = self.thread.call(reply.finish)
+        return responses.completion(reply.id, self.model_id, reply.created, text, reason, counts)
 
     def _start(self, messages: Sequence[ChatMessage], request: ChatRequest, ticket: Ticket) -> Reply:
         session, text = self._session(messages, request)
@@ -114,6 +124,15 @@ class Service:
         ticket.release()
 
     # -- embeddings -----------------------------------------------------------------------------
+
+    def embeddings(self, request: EmbeddingRequest, ticket: Ticket) -> dict[str, Any]:
+        """The embedding list of OpenAI's shape for ``request``; the ticket is given back at the end
+        (blocks: call it from a worker thread)."""
+        try:
+            vectors = self.embed(request, ticket)
+        finally:
+            ticket.release()
+        return responses.embedding_list(self.model_id, vectors, request.encoding_format)
 
     def embed(self, request: EmbeddingRequest, ticket: Ticket) -> list[list[float]]:
         """Each input's pooled encoder output, from the served model's own encoders (in a thread)."""
