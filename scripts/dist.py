@@ -58,9 +58,10 @@ def wheel_metadata(wheel: Path) -> tuple[str, list[str]]:
     return headers["Name"], headers.get_all("Requires-Dist") or []
 
 
-def third_party_requirements(wheels: Iterable[Path]) -> list[str]:
-    """What the wheels need from the package index: their requirements for this interpreter
-    without extras, less the distributions among the wheels themselves."""
+def third_party_requirements(wheels: Iterable[Path], extras: Iterable[str] = ()) -> list[str]:
+    """What the wheels need from the package index: their requirements for this interpreter,
+    with those of ``extras`` (``serve``), less the distributions among the wheels themselves."""
+    wanted = ["", *extras]
     metadata = [wheel_metadata(wheel) for wheel in wheels]
     own = {canonicalize_name(name) for name, _ in metadata}
     needed: set[str] = set()
@@ -69,7 +70,8 @@ def third_party_requirements(wheels: Iterable[Path]) -> list[str]:
             requirement = Requirement(line)
             if canonicalize_name(requirement.name) in own:
                 continue
-            if requirement.marker is not None and not requirement.marker.evaluate({"extra": ""}):
+            marker = requirement.marker
+            if marker is not None and not any(marker.evaluate({"extra": extra}) for extra in wanted):
                 continue
             extras = f"[{','.join(sorted(requirement.extras))}]" if requirement.extras else ""
             needed.add(f"{requirement.name}{extras}{requirement.specifier}")

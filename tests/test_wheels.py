@@ -11,10 +11,16 @@ The tests share that one environment and run in file order: the last one uninsta
 
 from __future__ import annotations
 
+import base64
 import importlib.util
+import json
 import os
+import shutil
+import socket
 import subprocess
 import sys
+import time
+import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
@@ -92,12 +98,12 @@ def env(wheels: list[Path], tmp_path_factory: pytest.TempPathFactory) -> Env:
     workdir.mkdir()
     environment = Env(where / "venv", workdir)
     environment.run([sys.executable, "-m", "venv", environment.venv])
-    requirements = dist.third_party_requirements(wheels)
+    requirements = dist.third_party_requirements(wheels, extras=["serve"])
     assert not any(r.lower().startswith("anymodal") for r in requirements)
     # --no-compile: installing skips byte-compiling torch and transformers (a third of the time).
     environment.pip("install", "--quiet", "--no-compile", "-c", ROOT / "constraints.txt", *requirements)
     folder = wheels[0].parent
-    environment.pip("install", "--quiet", "--no-index", "--find-links", folder, "anymodal[all]")
+    environment.pip("install", "--quiet", "--no-index", "--find-links", folder, "anymodal[all,serve]")
     return environment
 
 
@@ -123,6 +129,70 @@ def test_chat_about_the_red_circle(env):
     image = (ROOT / "examples" / "red_circle.png").resolve()
     result = env.run([env.bin / "anymodal", "chat", "--image", image, "What shape is this?"])
     assert "circle" in result.stdout.lower(), result.stdout
+
+
+def test_batch_answers_the_example_file(env):
+    """``anymodal batch examples/batch.jsonl`` from the installed wheels, in a copy of examples/."""
+    shutil.copytree(ROOT / "examples", env.workdir / "examples", dirs_exist_ok=True)
+    result = env.run([env.bin / "anymodal", "batch", "examples/batch.jsonl", "-o", "out.jsonl", "--json"])
+    summary = json.loads(result.stdout)
+    lines = [json.loads(line) for line in (env.workdir / "out.jsonl").read_text().splitlines()]
+    assert summary["failed"] == 0 and summary["succeeded"] == len(lines) > 0
+    bodies = {line["custom_id"]: line["response"]["body"] for line in lines}
+    assert "circle" in bodies["circle"]["choices"][0]["message"]["content"]
+
+
+def test_serve_answers_and_serves_its_page(env):
+    """``anymodal serve`` from the installed wheels: the chat page's files and one answer."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = subprocess.Popen(
+        [env.bin / "anymodal", "serve", "--port", str(port)],
+        cwd=env.workdir,
+        env=env.environ,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"{base}/health", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            assert process.poll() is None and time.monotonic() < deadline, "anymodal serve did not start"
+            time.sleep(0.2)
+        with urllib.request.urlopen(f"{base}/", timeout=10) as response:
+            page = response.read().decode()
+        assert "<html" in page.lower()
+        image = base64.b64encode((ROOT / "examples" / "red_circle.png").read_bytes()).decode()
+        body = {
+            "messages": [
+                {
+                    "role": "user",
+                    "content": [
+                        {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{image}"}},
+                        {"type": "text", "text": "What shape is this?"},
+                    ],
+                }
+            ]
+        }
+        request = urllib.request.Request(
+            f"{base}/v1/chat/completions",
+            data=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=60) as response:
+            reply = json.load(response)["choices"][0]["message"]["content"]
+        assert "circle" in reply
+    finally:
+        process.terminate()
+        process.communicate(timeout=30)
 
 
 def test_without_the_plugins_a_flag_names_the_pip_command(env):

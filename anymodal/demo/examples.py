@@ -169,6 +169,11 @@ def readme() -> str:
         "",
         "The files are regenerated, byte for byte, with `python -m anymodal.demo.examples examples/`.",
         "",
+        "Beside them, written by hand: `tour.txt`, the chat script `make chat` runs; `batch.jsonl`, requests",
+        "for `anymodal batch examples/batch.jsonl -o out.jsonl` (docs/batch.md); and `serve_client.py`,",
+        "which asks an `anymodal serve` server about each file with the `openai` client",
+        "(docs/serving-modalities.md).",
+        "",
     ]
     return "\n".join(lines)
 

@@ -2,9 +2,10 @@
 
 Endpoints: ``POST /v1/chat/completions`` (a reply, or Server-Sent Events with ``stream: true``),
 ``POST /v1/embeddings`` (each input's encoder embedding, ImageBind's for the first-party
-modalities), ``GET /v1/models`` (the served model and its modalities' part types) and
-``GET /health``. Every error is OpenAI's JSON shape (:mod:`~anymodal.serve.errors`); bad input is
-a 400 and the server goes on serving.
+modalities), ``GET /v1/models`` (the served model and its modalities' part types),
+``GET /health``, and the chat page at ``/`` (:mod:`~anymodal.serve.page`). Every error is
+OpenAI's JSON shape (:mod:`~anymodal.serve.errors`); bad input is a 400 and the server goes on
+serving.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ from anymodal.contract.errors import AnymodalError
 from anymodal.contract.registry import Registry
 from anymodal.runtime.chat import ChatSession
 from anymodal.serve import responses
-from anymodal.serve.errors import ApiError, bad_request, from_anymodal
+from anymodal.serve.errors import ApiError, bad_request, from_anymodal, internal_error
+from anymodal.serve.page import add_page
 from anymodal.serve.requests import parse_chat, parse_embeddings
 from anymodal.serve.service import Reply, ServeOptions, Service
 
@@ -79,7 +81,7 @@ async def _stream(reply: Reply, model_id: str, include_usage: bool) -> AsyncIter
         yield responses.sse(from_anymodal(error).body())
     except Exception as error:
         log.exception("generation failed")
-        yield responses.sse(_internal(error).body())
+        yield responses.sse(internal_error(error).body())
     finally:
         reply.close_soon()
 
@@ -122,29 +124,17 @@ def create_app(session: ChatSession, registry: Registry, options: ServeOptions |
     @app.post("/v1/chat/completions")
     async def chat_completions(request: Request) -> Response:
         parsed = parse_chat(await _json(request), service.types, service.model_id)
-        ticket = service.worker.admit()
-        try:
-            reply = await _blocking(service.begin_chat, parsed, ticket)
-        except BaseException:
-            ticket.release()
-            raise
+        reply = await _blocking(service.begin_chat, parsed, service.worker.admit())
         if parsed.stream:
             return EventStream(_stream(reply, service.model_id, parsed.include_usage), reply.close_soon)
-        text, reason, counts = await _blocking(service.thread.call, reply.finish)
-        return JSONResponse(
-            responses.completion(reply.id, service.model_id, reply.created, text, reason, counts)
-        )
+        return JSONResponse(await _blocking(service.completion, reply))
 
     @app.post("/v1/embeddings")
     async def embeddings(request: Request) -> Response:
         parsed = parse_embeddings(await _json(request), service.types, service.model_id)
-        ticket = service.worker.admit()
-        try:
-            vectors = await _blocking(service.embed, parsed, ticket)
-        finally:
-            ticket.release()
-        return JSONResponse(responses.embedding_list(service.model_id, vectors, parsed.encoding_format))
+        return JSONResponse(await _blocking(service.embeddings, parsed, service.worker.admit()))
 
+    add_page(app)
     _add_error_handlers(app)
     app.add_middleware(Guard, api_key=options.api_key, max_bytes=int(options.max_request_mb * 2**20))
     return app
@@ -159,7 +149,7 @@ async def _blocking(function: Callable[..., T], *args: Any) -> T:
         raise
     except Exception as error:
         log.exception("unexpected error")
-        raise _internal(error) from error
+        raise internal_error(error) from error
 
 
 async def _json(request: Request) -> Any:
@@ -170,10 +160,6 @@ async def _json(request: Request) -> Any:
         return json.loads(body)
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise bad_request(f"the request body is not valid JSON: {error}", None, "invalid_json") from None
-
-
-def _internal(error: Exception) -> ApiError:
-    return ApiError(500, f"internal error: {type(error).__name__}: {error}", code="internal_error")
 
 
 def _error_response(error: ApiError) -> JSONResponse:
@@ -203,7 +189,7 @@ def _add_error_handlers(app: FastAPI) -> None:
 
     async def unexpected(request: Request, error: Exception) -> Response:
         log.error("unexpected error on %s %s", request.method, request.url.path, exc_info=error)
-        return _error_response(_internal(error))
+        return _error_response(internal_error(error))
 
     app.add_exception_handler(ApiError, api_error)
     app.add_exception_handler(AnymodalError, anymodal_error)

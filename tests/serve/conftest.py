@@ -1,6 +1,6 @@
 """Servers for the serve tests: an application on a free loopback port in this process
-(``live_server``, ``serve_app``), and ``anymodal serve`` itself in its own process (``serve_process``,
-and ``demo_server``: the built-in demo model, started once for the whole run)."""
+(``live_server``, ``serve_app``), and ``anymodal serve`` itself in its own process (``demo_server``:
+the built-in demo model, started once for the whole run)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -69,48 +70,46 @@ def free_port() -> int:
 
 @dataclass
 class ServeProcess:
-    """A running ``anymodal serve``: its base URL and process; ``output`` is filled when it ends."""
+    """A running ``anymodal serve``: its base URL and process."""
 
     url: str
-    process: subprocess.Popen[str]
-    output: str = ""
+    process: subprocess.Popen[bytes]
 
 
 @contextlib.contextmanager
 def _serve_process(args: Sequence[str] = (), start_s: float = 90) -> Iterator[ServeProcess]:
+    """``anymodal serve`` on a free port, its output in a temporary file (a pipe nobody reads would
+    fill up with the log and stall the server)."""
     port = free_port()
     command = [sys.executable, "-m", "anymodal", "serve", "--port", str(port), *args]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    process = subprocess.Popen(
-        command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
-    served = ServeProcess(f"http://127.0.0.1:{port}", process)
-    try:
-        deadline = time.monotonic() + start_s
-        while True:
-            try:
-                if httpx.get(f"{served.url}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                raise RuntimeError(f"anymodal serve did not start:\n{process.communicate()[0]}")
-            time.sleep(0.1)
-        yield served
-    finally:
-        process.terminate()
+    with tempfile.TemporaryFile() as log:
+        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        served = ServeProcess(f"http://127.0.0.1:{port}", process)
         try:
-            served.output = process.communicate(timeout=20)[0]
-        except subprocess.TimeoutExpired:
-            process.kill()
-            served.output = process.communicate()[0]
-
-
-@pytest.fixture(scope="session")
-def serve_process() -> Callable[..., contextlib.AbstractContextManager[ServeProcess]]:
-    """``with serve_process(["--model", M]) as served:``: ``anymodal serve`` on a free port."""
-    return _serve_process
+            deadline = time.monotonic() + start_s
+            while True:
+                try:
+                    if httpx.get(f"{served.url}/health", timeout=1).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                if process.poll() is not None or time.monotonic() > deadline:
+                    process.kill()
+                    process.wait()
+                    log.seek(0)
+                    raise RuntimeError(
+                        f"anymodal serve did not start:\n{log.read().decode(errors='replace')}"
+                    )
+                time.sleep(0.1)
+            yield served
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
 
 
 @pytest.fixture(scope="session")

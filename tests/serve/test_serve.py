@@ -8,6 +8,7 @@ by several applications (plain, with an API key, a queue of 0, remote media allo
 from __future__ import annotations
 
 import base64
+import dataclasses
 import functools
 import http.server
 import io
@@ -33,6 +34,8 @@ from anymodal.runtime.chat import ChatMessage, ChatSession
 from anymodal.runtime.embedding import embed_files
 from anymodal.runtime.processor import Attachment, Turn
 from anymodal.serve.app import ServeOptions, create_app
+from anymodal.serve.errors import ApiError
+from anymodal.serve.media import suffix_for
 from anymodal.testing import save_scripted_llm, toy
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -386,6 +389,16 @@ def test_too_large_bodies_get_413_by_length_and_by_reading(url, client):
 # -- what requests may reach -------------------------------------------------------------------------
 
 
+def test_a_data_urls_media_type_picks_the_files_suffix(registry):
+    spec = dataclasses.replace(registry.modalities["toy"], file_kinds=(".npy", ".m4v", ".ecg"))
+    assert suffix_for("application/octet-stream", spec) == ".npy"  # says nothing: the first kind
+    assert suffix_for("video/x-m4v", spec) == ".m4v"  # the subtype names one of its kinds
+    assert suffix_for("application/x-ecg", spec) == ".ecg"
+    assert suffix_for("Image/PNG", spec) == ".png"  # the usual suffix; the loader judges the kind
+    with pytest.raises(ApiError, match="unsupported media type 'application/x-nothing-known' for toy"):
+        suffix_for("application/x-nothing-known", spec)
+
+
 def test_files_only_under_allowed_folders(url, client, allowed, tmp_path):
     (allowed / "inside.npy").write_bytes(npy_bytes(3.0))
     outside = tmp_path / "outside.npy"
@@ -612,34 +625,32 @@ def test_importing_anymodal_does_not_import_fastapi():
     assert out.split() == ["False", "False"]
 
 
-def test_the_demo_model_over_http_says_circle(serve_process):
+def test_the_demo_model_over_http_says_circle(demo_server):
     """`anymodal serve` itself, in its own process, on the built-in demo model."""
-    with serve_process() as served:
-        client = openai.OpenAI(base_url=f"{served.url}/v1", api_key="unused", max_retries=0)
-        image = data_url((ROOT / "examples" / "red_circle.png").read_bytes(), "image/png")
-        completion = client.chat.completions.create(
-            model="builtin:demo",
-            messages=[user({"type": "image_url", "image_url": {"url": image}}, "What shape is this?")],
-        )
-        assert "circle" in completion.choices[0].message.content
-        sound = base64.b64encode((ROOT / "examples" / "low_rising_tone.wav").read_bytes()).decode()
-        heard = client.chat.completions.create(
-            model="builtin:demo",
-            messages=[
-                user(
-                    {"type": "input_audio", "input_audio": {"data": sound, "format": "wav"}},
-                    "How does the tone change over time?",
-                )
-            ],
-        )
-        assert "rises" in heard.choices[0].message.content
-        depth = data_url((ROOT / "examples" / "near_object_depth.png").read_bytes(), "image/png")
-        streamed = client.chat.completions.create(
-            model="builtin:demo",
-            messages=[
-                user({"type": "depth_url", "depth_url": {"url": depth}}, "Is the object close to the camera?")
-            ],
-            stream=True,
-        )
-        assert "near" in "".join(chunk.choices[0].delta.content or "" for chunk in streamed)
-    assert "built-in demo model" in served.output  # its notes, shown once at the start
+    client = openai.OpenAI(base_url=f"{demo_server.url}/v1", api_key="unused", max_retries=0)
+    image = data_url((ROOT / "examples" / "red_circle.png").read_bytes(), "image/png")
+    completion = client.chat.completions.create(
+        model="builtin:demo",
+        messages=[user({"type": "image_url", "image_url": {"url": image}}, "What shape is this?")],
+    )
+    assert "circle" in completion.choices[0].message.content
+    sound = base64.b64encode((ROOT / "examples" / "low_rising_tone.wav").read_bytes()).decode()
+    heard = client.chat.completions.create(
+        model="builtin:demo",
+        messages=[
+            user(
+                {"type": "input_audio", "input_audio": {"data": sound, "format": "wav"}},
+                "How does the tone change over time?",
+            )
+        ],
+    )
+    assert "rises" in heard.choices[0].message.content
+    depth = data_url((ROOT / "examples" / "near_object_depth.png").read_bytes(), "image/png")
+    streamed = client.chat.completions.create(
+        model="builtin:demo",
+        messages=[
+            user({"type": "depth_url", "depth_url": {"url": depth}}, "Is the object close to the camera?")
+        ],
+        stream=True,
+    )
+    assert "near" in "".join(chunk.choices[0].delta.content or "" for chunk in streamed)
