@@ -187,6 +187,12 @@ def rss_mib(pid: int) -> float:
     raise RuntimeError(f"no VmRSS for process {pid}")
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user and system, every thread) that process ``pid`` has used."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -211,8 +217,9 @@ def start_server(max_queue: int) -> tuple[subprocess.Popen[bytes], str]:
         time.sleep(0.2)
 
 
-def reference(requests: int) -> float:
-    """Requests per second of the same questions asked in-process, one after another."""
+def reference(requests: int) -> tuple[float, float]:
+    """Requests per second of the same questions asked in-process, one after another, and the
+    process's CPU milliseconds per request."""
     from anymodal.config import load_config
     from anymodal.contract.registry import get_registry
     from anymodal.runtime.chat import ChatSession
@@ -228,12 +235,12 @@ def reference(requests: int) -> float:
 
     for kind in range(len(QUESTIONS)):  # warm-up, as the server's
         ask(kind)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     wrong = sum(QUESTIONS[i % len(QUESTIONS)][5] not in ask(i % len(QUESTIONS)) for i in range(requests))
-    elapsed = time.perf_counter() - start
+    elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
     if wrong:
         raise RuntimeError(f"the reference got {wrong} answers wrong")
-    return requests / elapsed
+    return requests / elapsed, 1000 * cpu / requests
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -247,9 +254,9 @@ def phase(max_queue: int, clients: int, requests: int, seconds: float) -> dict[s
     process, url = start_server(max_queue)
     try:
         asyncio.run(load(url, len(QUESTIONS), len(QUESTIONS), seconds))  # warm-up: each kind once
-        before = rss_mib(process.pid)
+        before, cpu = rss_mib(process.pid), cpu_seconds(process.pid)
         tally, elapsed = asyncio.run(load(url, clients, requests, seconds))
-        after = rss_mib(process.pid)
+        after, cpu = rss_mib(process.pid), cpu_seconds(process.pid) - cpu
     finally:
         process.terminate()
         process.wait(timeout=30)
@@ -266,6 +273,7 @@ def phase(max_queue: int, clients: int, requests: int, seconds: float) -> dict[s
         "wrong_answers": tally.wrong,
         "seconds": round(elapsed, 2),
         "requests_per_s": round(answered / elapsed, 2),
+        "server_cpu_ms_per_request": round(1000 * cpu / max(answered, 1), 1),
         "latency_p50_ms": round(1000 * statistics.median(tally.latencies), 1) if answered else None,
         "latency_p99_ms": round(1000 * percentile(tally.latencies, 0.99), 1),
         "ttft_p50_ms": round(1000 * statistics.median(tally.first_tokens), 1) if tally.first_tokens else None,
@@ -288,11 +296,12 @@ def main() -> None:
     args = parser.parse_args()
 
     served = phase(args.max_queue, args.clients, args.requests, args.seconds)
-    direct = reference(args.requests)
+    direct, direct_cpu = reference(args.requests)
     refusals = phase(2, args.clients, args.refusal_requests, args.seconds)
     result = {
         "served": served,
         "reference_requests_per_s": round(direct, 2),
+        "reference_cpu_ms_per_request": round(direct_cpu, 1),
         "served_over_reference": round(served["requests_per_s"] / direct, 3),
         "small_queue": refusals,
     }
