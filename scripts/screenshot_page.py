@@ -20,17 +20,10 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+from anymodal.testing.browser import chromium_path, launch_chromium
+
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
-LAUNCH_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 def free_port() -> int:
@@ -77,12 +70,12 @@ def ask(page, question: str, expected: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "serving-page.png")
-    parser.add_argument("--chromium", default="/usr/bin/chromium")
+    parser.add_argument("--chromium", default=str(chromium_path()))
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
 
     with demo_server() as url, sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=args.chromium, headless=True, args=LAUNCH_ARGS)
+        browser = launch_chromium(playwright, args.chromium)
         page = browser.new_page(viewport={"width": 1200, "height": 800})
         page.set_default_timeout(20_000)
         page.goto(f"{url}/")

@@ -20,6 +20,8 @@ from typing import Any
 import httpx
 import pytest
 
+from anymodal.testing import save_scripted_llm
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -47,6 +49,26 @@ def _live_server(app: Any) -> Iterator[str]:
         server.should_exit = True
         thread.join(10)
         sock.close()
+
+
+@pytest.fixture(scope="session")
+def write_toy_model(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
+    """``write_toy_model(reply, modalities=("toy", "toy_alt"))``: the config file of a model whose
+    scripted LLM answers ``reply`` to everything, with the toy modalities (``anymodal.testing.toy``:
+    one token per ``.npy`` input through the linear projector; toy_alt: the mlp projector)."""
+
+    def write(reply: str, modalities: Sequence[str] = ("toy", "toy_alt")) -> Path:
+        directory = tmp_path_factory.mktemp("toy-model")
+        save_scripted_llm(directory / "llm", reply)
+        config = directory / "anymodal.yaml"
+        listed = ", ".join(f"{name}: {{}}" for name in modalities)
+        config.write_text(
+            f"model:\n  llm: {{path: {directory / 'llm'}}}\n  template: plain\n"
+            f"  modalities: {{{listed}}}\ngeneration: {{max_new_tokens: 16}}\n"
+        )
+        return config
+
+    return write
 
 
 @pytest.fixture(scope="session")

@@ -33,7 +33,7 @@ from anymodal.runtime.embedding import embed_files
 from anymodal.serve import batch
 from anymodal.serve.app import create_app
 from anymodal.serve.service import ServeOptions, Service
-from anymodal.testing import save_scripted_llm, toy
+from anymodal.testing import toy
 
 ROOT = Path(__file__).resolve().parents[2]
 REPLY = "It hums softly."
@@ -50,15 +50,8 @@ def registry():
 
 
 @pytest.fixture(scope="module")
-def config_file(tmp_path_factory) -> Path:
-    directory = tmp_path_factory.mktemp("batch-model")
-    save_scripted_llm(directory / "llm", REPLY)
-    config = directory / "batch.yaml"
-    config.write_text(
-        f"model:\n  llm: {{path: {directory / 'llm'}}}\n  template: plain\n"
-        "  modalities: {toy: {}, toy_alt: {}}\ngeneration: {max_new_tokens: 16}\n"
-    )
-    return config
+def config_file(write_toy_model) -> Path:
+    return write_toy_model(REPLY)
 
 
 @pytest.fixture(scope="module")
@@ -634,15 +627,6 @@ def test_the_example_batch_on_the_demo_model_without_fastapi(tmp_path):
     low, high = (item["embedding"] for item in answers["sound-embedding"]["data"])
     assert len(low) == len(high) == len(answers["circle-embedding"]["data"][0]["embedding"]) > 0
     assert "built-in demo model" in result.stderr  # its notes, as serve and chat show them
-
-
-def test_importing_batch_imports_neither_fastapi_nor_torch():
-    code = (
-        "import sys, anymodal.serve.batch, anymodal.cli.batch\n"
-        "print('fastapi' in sys.modules, 'uvicorn' in sys.modules, 'torch' in sys.modules)"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.split() == ["False", "False", "False"]
 
 
 class Terminal(io.StringIO):

@@ -36,20 +36,12 @@ from anymodal.contract.registry import load_registry
 from anymodal.runtime.chat import ChatSession
 from anymodal.serve.app import ServeOptions, create_app
 from anymodal.serve.page import static_files
-from anymodal.testing import save_scripted_llm, toy
+from anymodal.testing import toy
+from anymodal.testing.browser import chromium_path, launch_chromium
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
-CHROMIUM = Path(os.environ.get("ANYMODAL_CHROMIUM") or "/usr/bin/chromium")
-LAUNCH_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+CHROMIUM = chromium_path()
 STATIC = files("anymodal.serve") / "static"
 PAGE_FILES = {"index.html": "text/html", "chat.js": "text/javascript", "chat.css": "text/css"}
 KEY = "s3cret-key"
@@ -93,9 +85,7 @@ def browser() -> Iterator[Any]:
         no_browser(f"Chromium is not installed at {CHROMIUM}; install it with: apt-get install chromium")
     with sync_playwright() as playwright:
         try:
-            chromium = playwright.chromium.launch(
-                executable_path=str(CHROMIUM), headless=True, args=LAUNCH_ARGS
-            )
+            chromium = launch_chromium(playwright, CHROMIUM)
         except Error as error:
             pytest.fail(f"Chromium at {CHROMIUM} is installed but does not start: {error}")
         yield chromium
@@ -178,16 +168,10 @@ def attach(page: Any, *paths: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def toy_session(tmp_path_factory) -> tuple[ChatSession, Any]:
+def toy_session(write_toy_model) -> tuple[ChatSession, Any]:
     """A scripted model that always answers TOY_REPLY, with the toy modality (``.npy`` files)."""
     registry = load_registry(plugins=[toy])
-    directory = tmp_path_factory.mktemp("page-model")
-    save_scripted_llm(directory / "llm", TOY_REPLY)
-    config = directory / "serve.yaml"
-    config.write_text(
-        f"model:\n  llm: {{path: {directory / 'llm'}}}\n  template: plain\n"
-        "  modalities: {toy: {}}\ngeneration: {max_new_tokens: 16}\n"
-    )
+    config = write_toy_model(TOY_REPLY, ("toy",))
     session = ChatSession.from_config(load_config(config, registry=registry).config, registry)
     return session, registry
 

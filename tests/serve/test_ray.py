@@ -185,15 +185,6 @@ def test_a_replica_without_a_gpu_hides_the_gpus_and_loads_with_the_commands_load
     assert without.header == (REPLICA_HEADER.encode(), b"r2")
 
 
-def test_importing_the_cluster_module_imports_neither_ray_nor_torch():
-    code = (
-        "import sys, anymodal, anymodal.serve, anymodal.serve.cluster, anymodal.cli.serve\n"
-        "print(*(name in sys.modules for name in ('ray', 'torch', 'fastapi')))"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.split() == ["False", "False", "False"]
-
-
 def test_ray_options_need_ray():
     for flags in (["--replicas", "2"], ["--ray-address", "auto", "--gpus-per-replica", "1"]):
         result = CliRunner().invoke(cli, ["serve", *flags])

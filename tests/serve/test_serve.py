@@ -36,7 +36,7 @@ from anymodal.runtime.processor import Attachment, Turn
 from anymodal.serve.app import ServeOptions, create_app
 from anymodal.serve.errors import ApiError
 from anymodal.serve.media import suffix_for
-from anymodal.testing import save_scripted_llm, toy
+from anymodal.testing import toy
 
 ROOT = Path(__file__).resolve().parents[2]
 REPLY = "It hums softly."
@@ -50,15 +50,8 @@ def registry():
 
 
 @pytest.fixture(scope="module")
-def config_file(tmp_path_factory) -> Path:
-    directory = tmp_path_factory.mktemp("serve-model")
-    save_scripted_llm(directory / "llm", REPLY)
-    config = directory / "serve.yaml"
-    config.write_text(
-        f"model:\n  llm: {{path: {directory / 'llm'}}}\n  template: plain\n"
-        "  modalities: {toy: {}, toy_alt: {}}\ngeneration: {max_new_tokens: 16}\n"
-    )
-    return config
+def config_file(write_toy_model) -> Path:
+    return write_toy_model(REPLY)
 
 
 @pytest.fixture(scope="module")
@@ -616,13 +609,16 @@ def test_the_command_loads_once_warns_off_loopback_and_serves(
     assert "without --api-key" not in quiet.stderr
 
 
-def test_importing_anymodal_does_not_import_fastapi():
+def test_importing_the_serving_commands_imports_none_of_their_heavy_libraries():
+    """The commands' modules load torch, FastAPI, uvicorn and Ray only when they run: batch needs
+    no FastAPI, serve no Ray, and `anymodal --help` none of them."""
+    modules = "anymodal, anymodal.serve, anymodal.serve.batch, anymodal.serve.cluster"
     code = (
-        "import sys, anymodal, anymodal.serve, anymodal.cli.serve\n"
-        "print('fastapi' in sys.modules, 'torch' in sys.modules)"
+        f"import sys, {modules}, anymodal.cli.serve, anymodal.cli.batch\n"
+        "print(*(name in sys.modules for name in ('fastapi', 'uvicorn', 'torch', 'ray')))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.split() == ["False", "False"]
+    assert out.split() == ["False"] * 4
 
 
 def test_the_demo_model_over_http_says_circle(demo_server):
