@@ -4,7 +4,7 @@ This module is the public API: plugins and bridges import only what is listed in
 (and ``anymodal.testing`` in their tests). It imports no torch, so importing a plugin stays cheap.
 """
 
-from anymodal.contract.bridge import Bridge, BridgeSpec
+from anymodal.contract.bridge import Bridge, BridgeSpec, CachedReply, KVCache
 from anymodal.contract.errors import (
     AnymodalError,
     ConfigError,
@@ -64,12 +64,14 @@ __all__ = [
     "AnymodalError",
     "Bridge",
     "BridgeSpec",
+    "CachedReply",
     "ConfigError",
     "EncoderGeometry",
     "EncoderOutput",
     "EncoderSpec",
     "GenerationConfig",
     "InputError",
+    "KVCache",
     "LLMSettings",
     "LoraSettings",
     "Message",

@@ -24,6 +24,7 @@ _RANGES: list[tuple[str, Any, str]] = [
     ("generation.max_new_tokens", lambda v: v >= 1, "must be at least 1"),
     ("generation.temperature", lambda v: v >= 0, "must be 0 or more (0 means greedy)"),
     ("generation.top_p", lambda v: 0 < v <= 1, "must be more than 0 and at most 1"),
+    ("generation.kv_cache_mb", lambda v: v >= 0, "must be 0 (no reuse) or more"),
     ("model.max_input_mb", lambda v: v > 0, "must be more than 0"),
     ("train.epochs", lambda v: v >= 1, "must be at least 1"),
     ("train.max_steps", lambda v: v >= 1, "must be at least 1"),

@@ -96,6 +96,9 @@ class GenerationSettings:
     #: Extra stop strings, added to the template's own.
     stop: list[str] = field(default_factory=list)
     seed: int | None = None
+    #: Memory for the LLM's KV caches of recent conversations, continued instead of run again
+    #: (anymodal.runtime.prefix_cache); 0 turns reuse off.
+    kv_cache_mb: float = 1024
 
 
 @dataclass

@@ -14,6 +14,54 @@ if TYPE_CHECKING:
     import torch
 
 
+class KVCache(ABC):
+    """An LLM's attention keys and values over the first :attr:`length` positions of a sequence,
+    as a bridge keeps them: what :meth:`Bridge.generate_cached` continues from instead of running
+    those positions through the LLM again. Made and read by its bridge; the runtime only measures
+    it, trims it and hands it back."""
+
+    @property
+    @abstractmethod
+    def length(self) -> int:
+        """How many positions it holds."""
+
+    @property
+    @abstractmethod
+    def nbytes(self) -> int:
+        """The memory it holds."""
+
+    @abstractmethod
+    def crop(self, length: int) -> None:
+        """Keep only the first ``length`` positions, in place."""
+
+    @abstractmethod
+    def prefix(self, length: int) -> KVCache:
+        """A new cache of the first ``length`` positions, sharing nothing this one changes later."""
+
+
+class CachedReply:
+    """The reply of :meth:`Bridge.generate_cached`: its text pieces, one at a time (it is an
+    iterator; closing it stops the generation). Once it has ended or been closed, :attr:`cache`
+    holds the LLM's state over the prompt and :attr:`fed_ids`, the reply's ids that ran through
+    the LLM, in order (``None`` when generation failed part-way and the state cannot be trusted)."""
+
+    def __init__(self, pieces: Iterator[str]) -> None:
+        self.pieces = pieces
+        self.cache: KVCache | None = None
+        self.fed_ids: list[int] = []
+
+    def __iter__(self) -> CachedReply:
+        return self
+
+    def __next__(self) -> str:
+        return next(self.pieces)
+
+    def close(self) -> None:
+        close = getattr(self.pieces, "close", None)
+        if close is not None:
+            close()
+
+
 class Bridge(ABC):
     """An LLM seen through token ids and embeddings.
 
@@ -87,6 +135,21 @@ class Bridge(ABC):
     ) -> Iterator[str]:
         """Stream the reply to one prompt (batch 1) as text pieces, honouring ``config.stop``,
         ``config.stop_token_ids`` and ``config.trim_tokens`` (see :class:`GenerationConfig`)."""
+
+    #: Whether :meth:`generate_cached` works: the LLM's state can be kept between replies and trimmed.
+    supports_kv_cache: bool = False
+
+    def generate_cached(
+        self, inputs_embeds: torch.Tensor, config: GenerationConfig, past: KVCache | None
+    ) -> CachedReply:
+        """:meth:`generate` for a prompt whose first ``past.length`` positions ``past`` already holds
+        (none when ``past`` is None): ``inputs_embeds [1, seq, hidden]`` are the positions after
+        them, all attended to. The reply's :attr:`~CachedReply.cache` continues ``past`` (which it
+        may extend in place: pass a :meth:`~KVCache.prefix` to keep the original). Greedy replies
+        are the ones :meth:`generate` gives for the whole prompt."""
+        from anymodal.contract.errors import UsageError
+
+        raise UsageError(f"the {type(self).__name__} bridge cannot keep the LLM's cache between replies")
 
     @abstractmethod
     def add_lora(self, settings: LoraSettings) -> None:

@@ -84,7 +84,13 @@ def run_records(
     total = sum(len(record.items) for record in records)
     run, done = EvalRun(), 0
     for record in records:
-        per_record = ChatSession(session.model, session.processor, session.generation, session.system_prompt)
+        per_record = ChatSession(
+            session.model,
+            session.processor,
+            session.generation,
+            session.system_prompt,
+            prefixes=session.prefixes,  # a record's items share their prompt's start: its media
+        )
         try:
             prepared = [per_record.model.prepare(modality, path) for modality, path in record.media]
             for inputs in prepared:

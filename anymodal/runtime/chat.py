@@ -2,7 +2,10 @@
 
 An input is encoded once per session: its projected embedding is cached by content (modality,
 file hash, preprocessing options), so later turns that still show it in the history, or attach the
-same file again, reuse it. A failed turn leaves the history and the attached files as they were.
+same file again, reuse it. The LLM's KV cache of the conversation so far is kept too
+(:mod:`~anymodal.runtime.prefix_cache`, when the bridge can and ``generation.kv_cache_mb`` is not
+0), so each turn runs only the positions after what the last one ran and kept. A failed turn
+leaves the history and the attached files as they were.
 """
 
 from __future__ import annotations
@@ -15,10 +18,12 @@ from typing import Any
 import torch
 
 from anymodal.config.schema import AnymodalConfig
+from anymodal.contract.bridge import CachedReply
 from anymodal.contract.errors import UsageError
 from anymodal.contract.registry import Registry
 from anymodal.contract.specs import GenerationConfig, Message, Role
 from anymodal.runtime.model import AnyModalModel, PreparedInput, scatter_embeddings, sum_projected
+from anymodal.runtime.prefix_cache import Position, PrefixStore, position_keys
 from anymodal.runtime.processor import Attachment, PromptProcessor, Slot, Turn
 
 
@@ -53,6 +58,8 @@ class ChatSession:
     #: Number of inputs actually run through an encoder (the rest came from the cache).
     encoded_count: int = 0
     _cache: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)
+    #: The LLM's KV caches to continue from; None runs every prompt from the start.
+    prefixes: PrefixStore | None = field(default=None, repr=False)
 
     @classmethod
     def from_config(cls, config: AnymodalConfig, registry: Registry) -> ChatSession:
@@ -73,7 +80,10 @@ class ChatSession:
             stop_token_ids=processor.stop_token_ids,
             trim_tokens=processor.template.trim_tokens,
         )
-        return cls(model, processor, generation, config.model.system_prompt)
+        prefixes = None
+        if settings.kv_cache_mb > 0 and model.bridge.supports_kv_cache:
+            prefixes = PrefixStore(int(settings.kv_cache_mb * 2**20))
+        return cls(model, processor, generation, config.model.system_prompt, prefixes=prefixes)
 
     def attach(self, modality: str, path: str | Path) -> PreparedInput:
         """Check, decode and preprocess a file now, to send with the next message."""
@@ -149,6 +159,7 @@ class ChatSession:
             history=turns,
             pending=list(current.inputs),
             _cache=self._cache if cache is None else cache,
+            prefixes=self.prefixes,
         )
         return session, current.user
 
@@ -171,10 +182,18 @@ class ChatSession:
         inputs = [item for past in [*self.history, turn] for item in past.inputs]
         inputs_embeds = self._embed(prompt.input_ids, prompt.slots, inputs)
         self.pending.clear()
-        mask = torch.ones(inputs_embeds.shape[:2], dtype=torch.long, device=inputs_embeds.device)
-        return self._stream(turn, self.model.bridge.generate(inputs_embeds, mask, self.generation))
+        bridge = self.model.bridge
+        if self.prefixes is None:
+            mask = torch.ones(inputs_embeds.shape[:2], dtype=torch.long, device=inputs_embeds.device)
+            return self._stream(turn, bridge.generate(inputs_embeds, mask, self.generation))
+        keys = position_keys(prompt.input_ids, prompt.slots, inputs)
+        past, reused = self.prefixes.take(keys)
+        reply = bridge.generate_cached(inputs_embeds[:, reused:], self.generation, past)
+        return self._stream(turn, reply, keys)
 
-    def _stream(self, turn: ChatTurn, pieces: Iterator[str]) -> Iterator[str]:
+    def _stream(
+        self, turn: ChatTurn, pieces: Iterator[str], keys: tuple[Position, ...] = ()
+    ) -> Iterator[str]:
         turn.interrupted = True
         try:
             for piece in pieces:
@@ -183,6 +202,10 @@ class ChatSession:
             turn.interrupted = False
         finally:
             self.history.append(turn)
+            if isinstance(pieces, CachedReply):
+                pieces.close()  # a reply stopped here: its cache is final once its generation ends
+                if pieces.cache is not None and self.prefixes is not None:
+                    self.prefixes.put((*keys, *pieces.fed_ids), pieces.cache)
 
     def _conversation(self, current: ChatTurn) -> list[Turn | Message]:
         conversation: list[Turn | Message] = []

@@ -107,6 +107,7 @@ def create_app(session: ChatSession, registry: Registry, options: ServeOptions |
             "model": service.model_id,
             "queue": {"admitted": worker.admitted, "max_queue": worker.max_queue},
             "cache": {"encodings": len(service.cache), "encoded": worker.encoded},
+            "kv_cache": service.kv_cache_stats(),
         }
 
     @app.get("/v1/models")

@@ -123,6 +123,21 @@ class Service:
         self.worker.trim_cache(keys)
         ticket.release()
 
+    def kv_cache_stats(self) -> dict[str, int] | None:
+        """The LLM's kept KV caches (``generation.kv_cache_mb``): entries, bytes, prompts that
+        continued one and those that ran from the start; None when reuse is off."""
+        store = self.session.prefixes
+        if store is None:
+            return None
+        return {
+            "entries": len(store.entries),
+            "bytes": store.nbytes,
+            "max_bytes": store.max_bytes,
+            "hits": store.hits,
+            "misses": store.misses,
+            "reused_positions": store.reused_positions,
+        }
+
     # -- embeddings -----------------------------------------------------------------------------
 
     def embeddings(self, request: EmbeddingRequest, ticket: Ticket) -> dict[str, Any]:

@@ -272,8 +272,10 @@ def chat_both(
     """The conversation through anymodal and through PandaGPT; every turn compared."""
     registry = load_registry()
     path = converted_config(parts, llm, delta, max_new_tokens, dtype)
-    config = load_config(path, registry=registry).config
+    # Every prompt whole, as PandaGPT runs it; with the KV cache kept, the replies must not change.
+    config = load_config(path, ["generation.kv_cache_mb=0"], registry=registry).config
     session = ChatSession.from_config(config, registry)
+    reusing = ChatSession.from_config(load_config(path, registry=registry).config, registry)
     recorder = Recorder(session, monkeypatch)
     pixels = session.model.prepare("image", parts["image"]).tensor
     reference = PandaGPT(parts[llm], parts[delta], session.model.encoders["image"], getattr(torch, dtype))
@@ -281,7 +283,9 @@ def chat_both(
     for number, question in enumerate(QUESTIONS):
         if number == 0:
             session.attach("image", parts["image"])
+            reusing.attach("image", parts["image"])
         reply = "".join(session.ask(question))
+        assert "".join(reusing.ask(question)) == reply, f"turn {number + 1} of {llm}, the cache kept"
         theirs = reference.predict(question, pixels, max_new_tokens)
         where = f"turn {number + 1} of {llm}"
         assert recorder.prompts[-1] == theirs.prompt_ids, where
@@ -290,6 +294,7 @@ def chat_both(
         assert reply == theirs.reply and session.history[-1].reply == theirs.reply, where
         turns.append(theirs)
     assert session.encoded_count == 1 and len(reference.cache) == 1
+    assert reusing.prefixes is not None and reusing.prefixes.hits == len(QUESTIONS) - 1
     return turns
 
 

@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
+from anymodal.contract.bridge import CachedReply
 from anymodal.testing import save_scripted_llm
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -69,6 +70,23 @@ def write_toy_model(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., P
         return config
 
     return write
+
+
+@pytest.fixture
+def replace_generation(
+    monkeypatch: pytest.MonkeyPatch,
+) -> Callable[[Any, Callable[..., Iterator[str]]], None]:
+    """``replace_generation(session, pieces)``: the session's bridge answers with ``pieces(config)``'s
+    text instead of its LLM, with or without a kept KV cache (which then stays unused)."""
+
+    def replace(session: Any, pieces: Callable[..., Iterator[str]]) -> None:
+        bridge = session.model.bridge
+        monkeypatch.setattr(bridge, "generate", lambda embeds, mask, config: pieces(config))
+        monkeypatch.setattr(
+            bridge, "generate_cached", lambda embeds, config, past: CachedReply(pieces(config))
+        )
+
+    return replace
 
 
 @pytest.fixture(scope="session")

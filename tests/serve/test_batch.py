@@ -289,13 +289,13 @@ def test_refused_requests_get_the_servers_status_and_error(service, session, reg
                 assert (served.status_code, served.json()) == (status, response["body"])
 
 
-def test_a_failing_model_is_a_500_line_and_the_run_goes_on(service, session, tmp_path, monkeypatch):
-    def fail(inputs_embeds, attention_mask, config):
+def test_a_failing_model_is_a_500_line_and_the_run_goes_on(service, session, tmp_path, replace_generation):
+    def fail(config):
         yield "so "
         raise RuntimeError("the accelerator fell over")
 
     source = write_batch(tmp_path / "in.jsonl", line("a", ask("hi")), line("b", {"input": [toy_part("x")]}))
-    monkeypatch.setattr(session.model.bridge, "generate", fail)
+    replace_generation(session, fail)
     plan = batch.plan(source, tmp_path / "out.jsonl")
     summary = batch.run(plan, service)
     failed, other = records(tmp_path / "out.jsonl")

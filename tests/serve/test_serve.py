@@ -185,6 +185,22 @@ def test_media_of_earlier_messages_are_encoded_once_and_reused_across_requests(c
     assert health(url)["cache"]["encoded"] == before + 3
 
 
+def test_a_conversation_sent_again_with_one_more_turn_continues_the_llms_kept_cache(client, url):
+    messages = [user(toy_part(21.0), "a new conversation")]
+    prompts = [client.chat.completions.create(model=MODEL, messages=messages).usage.prompt_tokens]
+    before = health(url)["kv_cache"]
+    for question in ("and then?", "and after that?"):
+        messages += [{"role": "assistant", "content": REPLY}, user(question)]
+        completion = client.chat.completions.create(model=MODEL, messages=messages)
+        assert completion.choices[0].message.content == REPLY
+        prompts.append(completion.usage.prompt_tokens)
+    kept = health(url)["kv_cache"]
+    assert kept["hits"] == before["hits"] + 2 and kept["misses"] == before["misses"]
+    # Each request ran at most its new turn: the whole prompt before it came from the cache.
+    assert kept["reused_positions"] - before["reused_positions"] >= prompts[0] + prompts[1]
+    assert 0 < kept["bytes"] <= kept["max_bytes"]
+
+
 def test_generation_parameters(client, session):
     short = client.chat.completions.create(
         model=MODEL, messages=[user("hi")], max_tokens=2, temperature=0.7, top_p=0.9, seed=3, user="me"
@@ -461,7 +477,7 @@ class SlowReplies:
     def __init__(self) -> None:
         self.stopped = threading.Event()
 
-    def __call__(self, inputs_embeds, attention_mask, config):
+    def __call__(self, config):
         try:
             for _ in range(3000):
                 time.sleep(0.02)
@@ -470,11 +486,13 @@ class SlowReplies:
             self.stopped.set()
 
 
-def test_a_full_queue_gets_429_with_retry_after(session, registry, allowed, serve_app, monkeypatch):
+def test_a_full_queue_gets_429_with_retry_after(
+    session, registry, allowed, serve_app, monkeypatch, replace_generation
+):
     busy = serve_app(app_for(session, registry, allowed, max_queue=0))
     client = openai.OpenAI(base_url=f"{busy}/v1", api_key="unused", max_retries=0, timeout=30)
     slow = SlowReplies()
-    monkeypatch.setattr(session.model.bridge, "generate", slow)
+    replace_generation(session, slow)
     stream = client.chat.completions.create(model=MODEL, messages=[user("sing")], stream=True)
     assert next(stream).choices[0].delta.role == "assistant"
     with pytest.raises(openai.RateLimitError) as caught:
@@ -492,9 +510,9 @@ def test_a_full_queue_gets_429_with_retry_after(session, registry, allowed, serv
     )
 
 
-def test_a_client_that_goes_away_stops_its_generation(url, client, session, monkeypatch):
+def test_a_client_that_goes_away_stops_its_generation(url, client, session, monkeypatch, replace_generation):
     slow = SlowReplies()
-    monkeypatch.setattr(session.model.bridge, "generate", slow)
+    replace_generation(session, slow)
     stream = client.chat.completions.create(model=MODEL, messages=[user("sing")], stream=True)
     pieces = iter(stream)
     next(pieces)
@@ -511,13 +529,15 @@ def test_a_client_that_goes_away_stops_its_generation(url, client, session, monk
 class FailingReplies:
     """A bridge's generate that fails after its first piece."""
 
-    def __call__(self, inputs_embeds, attention_mask, config):
+    def __call__(self, config):
         yield "so "
         raise RuntimeError("the accelerator fell over")
 
 
-def test_a_reply_that_fails_half_way_is_an_error_not_a_dead_server(url, client, session, monkeypatch):
-    monkeypatch.setattr(session.model.bridge, "generate", FailingReplies())
+def test_a_reply_that_fails_half_way_is_an_error_not_a_dead_server(
+    url, client, session, monkeypatch, replace_generation
+):
+    replace_generation(session, FailingReplies())
     with pytest.raises(openai.APIError, match="internal error: RuntimeError: the accelerator fell over"):
         list(client.chat.completions.create(model=MODEL, messages=[user("hi")], stream=True))
     error = error_of(post(url, {"messages": [user("hi")]}), 500)

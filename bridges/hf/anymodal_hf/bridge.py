@@ -11,7 +11,8 @@ from torch import nn
 
 import anymodal
 from anymodal_hf import loading, lora
-from anymodal_hf.generation import ForwardArgs, decode_loop, drop_last
+from anymodal_hf.generation import ForwardArgs, LoopState, decode_loop, drop_last
+from anymodal_hf.kv import HFKVCache, croppable
 from anymodal_hf.streaming import stream_text
 
 
@@ -137,13 +138,14 @@ class HFBridge(anymodal.Bridge):
         inputs_embeds: torch.Tensor,
         attention_mask: torch.Tensor,
         config: anymodal.GenerationConfig,
+        state: LoopState | None = None,
     ) -> Iterator[int]:
         """The reply's token ids, before detokenization and stop strings.
 
         The reply ends at EOS or an id of ``config.stop_token_ids``, or after max_new_tokens ids.
         ``config.trim_tokens`` None: the ending id is not part of the reply. n: the reply is every
         generated id, the ending one included, less the last n (PandaGPT's ``output_ids[:-2]``),
-        so each id comes n ids late.
+        so each id comes n ids late. ``state``: see :func:`~anymodal_hf.generation.decode_loop`.
         """
         trim = config.trim_tokens
         ids = decode_loop(
@@ -153,8 +155,36 @@ class HFBridge(anymodal.Bridge):
             config,
             self.eos_token_ids | set(config.stop_token_ids),
             keep_end=trim is not None,
+            state=state,
         )
         return ids if trim is None else drop_last(ids, trim)
+
+    supports_kv_cache = True
+
+    def generate_cached(
+        self, inputs_embeds: torch.Tensor, config: anymodal.GenerationConfig, past: anymodal.KVCache | None
+    ) -> anymodal.CachedReply:
+        """:meth:`generate` over ``past``'s positions and then ``inputs_embeds [1, seq, hidden]``;
+        ``past`` (an :class:`~anymodal_hf.kv.HFKVCache`) is extended in place."""
+        if past is not None and not isinstance(past, HFKVCache):
+            raise TypeError(f"the hf bridge continues only its own caches, not a {type(past).__name__}")
+        state = LoopState(cache=None if past is None else past.cache)
+        positions = (0 if past is None else past.length) + inputs_embeds.shape[1]
+        mask = torch.ones((1, positions), dtype=torch.long, device=self.device)
+        ids = self.generate_ids(inputs_embeds, mask, config, state)
+        reply = anymodal.CachedReply(iter(()))
+
+        def pieces() -> Iterator[str]:
+            try:
+                yield from stream_text(ids, self.decode, config.stop)
+            finally:
+                reply.fed_ids = list(state.fed)
+                if not state.broken and state.cache is not None and croppable(state.cache):
+                    extended = past is not None and state.cache is past.cache
+                    reply.cache = past if extended else HFKVCache(state.cache)
+
+        reply.pieces = pieces()
+        return reply
 
     def add_lora(self, settings: anymodal.LoraSettings) -> None:
         if _is_peft(self._model):

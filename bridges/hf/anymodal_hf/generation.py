@@ -3,6 +3,8 @@
 Not ``model.generate``: the prompt arrives as embeddings with modality tokens spliced in, the
 reply must stream, stop strings must cut it exactly, and the loop has to stop the moment its
 consumer goes away. One forward over the prompt fills the KV cache; each step then feeds one token.
+Given a :class:`LoopState` with a cache of the prompt's first positions, the loop runs only the
+rest, and leaves the state holding the cache over everything it ran and the reply ids it fed.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import inspect
 from collections import deque
 from collections.abc import Collection, Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -45,6 +48,19 @@ def positions_of_last(args: ForwardArgs, attention_mask: torch.Tensor, count: in
     return {name: value[:, -count:] for name, value in args.positions(attention_mask).items()}
 
 
+@dataclass
+class LoopState:
+    """What :func:`decode_loop` continues from and leaves behind. ``cache``: the model's KV cache
+    (a transformers ``Cache``) over the positions before the prompt's embeddings, or None; after
+    each forward that completes, the cache over everything run so far. ``fed``: the reply's ids run
+    through the model, in order. ``broken``: a forward failed part-way, so ``cache`` may hold half
+    a step and must not be used again."""
+
+    cache: Any = None
+    fed: list[int] = field(default_factory=list)
+    broken: bool = False
+
+
 def decode_loop(
     model: nn.Module,
     inputs_embeds: torch.Tensor,
@@ -53,10 +69,12 @@ def decode_loop(
     eos_token_ids: Collection[int] = (),
     *,
     keep_end: bool = False,
+    state: LoopState | None = None,
 ) -> Iterator[int]:
     """Yield the reply's token ids for one prompt ``inputs_embeds [1, seq, hidden]``.
 
-    ``attention_mask [1, seq]``. Ends at an id of ``eos_token_ids`` (EOS, or a stop id; yielded,
+    ``attention_mask [1, past + seq]`` covers ``state.cache``'s positions (``past``, none without a
+    state) and the prompt's. Ends at an id of ``eos_token_ids`` (EOS, or a stop id; yielded,
     last, only with ``keep_end``) or after ``config.max_new_tokens`` ids. Greedy takes the argmax;
     sampling divides by the temperature, keeps the nucleus of ``top_p`` mass and draws with a
     generator seeded from ``config.seed`` when one is given. Each step runs under
@@ -66,19 +84,20 @@ def decode_loop(
         raise ValueError(f"decode_loop takes one prompt [1, seq, hidden], got {tuple(inputs_embeds.shape)}")
     if config.max_new_tokens <= 0:
         return
+    state = state or LoopState()
     args = ForwardArgs(model)
     device = inputs_embeds.device
     generator = None
     if not config.greedy and config.seed is not None:
         generator = torch.Generator(device=device).manual_seed(config.seed)
     mask = attention_mask.to(device=device, dtype=torch.long)
-    with torch.inference_mode():
-        kwargs: dict[str, Any] = {"inputs_embeds": inputs_embeds, **args.positions(mask)}
-        if args.logits_to_keep:
-            kwargs["logits_to_keep"] = 1
-        outputs = model(attention_mask=mask, use_cache=True, **kwargs)
-        cache = getattr(outputs, args.cache)
-        token = next_token(outputs.logits[:, -1], config, generator)
+    prompt = positions_of_last(args, mask, inputs_embeds.shape[1])
+    kwargs: dict[str, Any] = {"inputs_embeds": inputs_embeds, **prompt}
+    if args.logits_to_keep:
+        kwargs["logits_to_keep"] = 1
+    if state.cache is not None:
+        kwargs[args.cache] = state.cache
+    token = _step(model, args, state, mask, kwargs, config, generator)
     for generated in range(1, config.max_new_tokens + 1):
         if token in eos_token_ids:
             if keep_end:
@@ -87,17 +106,35 @@ def decode_loop(
         yield token
         if generated == config.max_new_tokens:
             return
+        fed = token
+        mask = torch.cat([mask, mask.new_ones((1, 1))], dim=1)
+        step = {
+            "input_ids": torch.tensor([[fed]], device=device),
+            args.cache: state.cache,
+            **positions_of_last(args, mask, 1),
+        }
+        token = _step(model, args, state, mask, step, config, generator)
+        state.fed.append(fed)
+
+
+def _step(
+    model: nn.Module,
+    args: ForwardArgs,
+    state: LoopState,
+    mask: torch.Tensor,
+    kwargs: dict[str, Any],
+    config: anymodal.GenerationConfig,
+    generator: torch.Generator | None,
+) -> int:
+    """One forward (the prompt, or one fed id): the next id, the state's cache moved on."""
+    try:
         with torch.inference_mode():
-            mask = torch.cat([mask, mask.new_ones((1, 1))], dim=1)
-            outputs = model(
-                input_ids=torch.tensor([[token]], device=device),
-                attention_mask=mask,
-                use_cache=True,
-                **{args.cache: cache},
-                **positions_of_last(args, mask, 1),
-            )
-            cache = getattr(outputs, args.cache)
-            token = next_token(outputs.logits[:, -1], config, generator)
+            outputs = model(attention_mask=mask, use_cache=True, **kwargs)
+    except BaseException:
+        state.broken = True
+        raise
+    state.cache = getattr(outputs, args.cache)
+    return next_token(outputs.logits[:, -1], config, generator)
 
 
 def drop_last(ids: Iterator[int], count: int) -> Iterator[int]:
