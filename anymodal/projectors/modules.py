@@ -1,5 +1,6 @@
-"""The projector modules. Each has an int ``num_tokens`` and
-``forward(EncoderOutput) -> Tensor [batch, num_tokens, llm_dim]``.
+"""The projector modules. Each has an int ``num_tokens``, a tuple ``reads`` naming the parts of
+the :class:`~anymodal.EncoderOutput` its forward reads (``"features"``, ``"pooled"``; the training
+feature cache stores only those), and ``forward(EncoderOutput) -> Tensor [batch, num_tokens, llm_dim]``.
 
 Inputs are cast to the projector's own dtype: encoders often run in float32 while the projector
 follows the LLM (bfloat16 on GPU), and the cast belongs to the side that knows its dtype.
@@ -37,6 +38,7 @@ class LinearProjector(nn.Module):
     def __init__(self, geometry: EncoderGeometry, llm_dim: int, bias: bool = True) -> None:
         super().__init__()
         self.num_tokens = 1
+        self.reads: tuple[str, ...] = ("pooled",)
         self.proj = nn.Linear(geometry.pooled_dim, llm_dim, bias=bias)
 
     def forward(self, encoder_output: EncoderOutput) -> torch.Tensor:
@@ -63,6 +65,7 @@ class MLPProjector(nn.Module):
     ) -> None:
         super().__init__()
         self.input = input
+        self.reads: tuple[str, ...] = ("features",) if input == "tokens" else ("pooled",)
         in_dim = geometry.feature_dim if input == "tokens" else geometry.pooled_dim
         self.num_tokens = geometry.num_tokens if input == "tokens" else 1
         hidden = hidden_dim if hidden_dim is not None else llm_dim
@@ -150,6 +153,7 @@ class ResamplerProjector(nn.Module):
         super().__init__()
         dim = dim if dim is not None else llm_dim
         self.num_tokens = num_queries
+        self.reads: tuple[str, ...] = ("features",)
         self.positions = positions
         self.feature_dim = geometry.feature_dim
         self.input_proj = nn.Linear(geometry.feature_dim, dim)

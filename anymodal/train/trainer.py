@@ -313,8 +313,13 @@ class Trainer:
         with self.accelerator.main_process_first():
             if self.accelerator.is_main_process:
                 todo = len(self.cache.missing(refs))
-                self.log(f"feature cache {self.cache.directory}: encoding {todo} new input(s)")
-                self.cache.fill(refs, self.train_config.batch_size)
+                self.log(
+                    f"feature cache {self.cache.directory} ({self.cache.describe()}): {todo} new input(s)"
+                )
+                encoded = self.cache.fill(refs, self.train_config.batch_size)
+                if encoded < todo:
+                    made = todo - encoded
+                    self.log(f"feature cache: {made} made from full entries already there, {encoded} encoded")
 
     def _save(self, wrapped: nn.Module, position: Position) -> Path:
         accelerator = self.accelerator

@@ -164,9 +164,21 @@ def test_stage_two_starts_from_stage_one_weights(train_config, toy_registry, tmp
         trainer(train_config, toy_registry, f"train.init_from={tmp_path}")
 
 
-def test_feature_cache_is_filled_once_and_gives_the_same_losses(train_config, toy_registry, tmp_path):
+@pytest.mark.parametrize(
+    ("projector", "stored"),
+    [("{name: linear}", {"pooled": [16]}), ("{name: mlp, options: {input: tokens}}", {"features": [4, 16]})],
+    ids=["pooled", "tokens"],
+)
+def test_feature_cache_is_filled_once_and_gives_the_same_losses(
+    projector, stored, train_config, toy_registry, tmp_path
+):
     cache = tmp_path / "features"
-    common = ("train.max_steps=3", "train.save_every=0", "train.stage=1")
+    common = (
+        "train.max_steps=3",
+        "train.save_every=0",
+        "train.stage=1",
+        f"model.modalities.toy.projector={projector}",
+    )
     plain = trainer(train_config, toy_registry, *common, f"train.output_dir={tmp_path / 'a'}").fit()
     cached_run = trainer(
         train_config,
@@ -181,7 +193,10 @@ def test_feature_cache_is_filled_once_and_gives_the_same_losses(train_config, to
     cached = cached_run.fit()
     assert cached_run.cache.missing(refs) == []
     entries = list(cache.rglob("*.safetensors"))
-    assert len(entries) == 16 and len({p.parts[-3] for p in entries}) == 1  # one encoder identity
+    assert len(entries) == 16 and len({p.parts[-4] for p in entries}) == 1  # one encoder identity
+    # Each entry holds what the projector reads, in a folder that says so.
+    assert {p.parts[-3] for p in entries} == {"+".join(stored)}
+    assert all({k: list(t.shape) for k, t in load_file(p).items()} == stored for p in entries)
     np.testing.assert_allclose(cached.losses, plain.losses, rtol=1e-6)
     # Another encoder (a new seed) gets its own entries; the same encoder reuses them.
     again = trainer(train_config, toy_registry, *common, f"train.feature_cache={cache}")
