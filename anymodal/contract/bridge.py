@@ -151,6 +151,27 @@ class Bridge(ABC):
 
         raise UsageError(f"the {type(self).__name__} bridge cannot keep the LLM's cache between replies")
 
+    #: Whether :meth:`generate_batch` decodes its prompts together (one forward per step for all of
+    #: them) rather than one after another, as the default does.
+    supports_batching: bool = False
+
+    def generate_batch(
+        self, prompts: Sequence[torch.Tensor], configs: Sequence[GenerationConfig]
+    ) -> list[Iterator[str]]:
+        """The replies to several prompts, ``inputs_embeds [1, seq_i, hidden]`` each with every
+        position attended to, and one :class:`GenerationConfig` each: one stream of text pieces per
+        prompt, in order, each the one :meth:`generate` streams for that prompt alone (greedy
+        replies are the same). Closing one stream ends that reply and no other.
+
+        This default generates them one at a time, each stream when it is read; a bridge with
+        :attr:`supports_batching` runs them together."""
+        if len(prompts) != len(configs):
+            raise ValueError(f"{len(prompts)} prompts but {len(configs)} generation configs")
+        return [
+            self.generate(prompt, prompt.new_ones(prompt.shape[:2]).long(), config)
+            for prompt, config in zip(prompts, configs, strict=True)
+        ]
+
     @abstractmethod
     def add_lora(self, settings: LoraSettings) -> None:
         """Wrap the LLM in LoRA adapters; only the adapters stay trainable."""

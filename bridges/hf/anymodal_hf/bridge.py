@@ -11,6 +11,7 @@ from torch import nn
 
 import anymodal
 from anymodal_hf import loading, lora
+from anymodal_hf.batched import BatchedDecoder
 from anymodal_hf.generation import ForwardArgs, LoopState, decode_loop, drop_last
 from anymodal_hf.kv import HFKVCache, croppable
 from anymodal_hf.streaming import stream_text
@@ -185,6 +186,23 @@ class HFBridge(anymodal.Bridge):
 
         reply.pieces = pieces()
         return reply
+
+    supports_batching = True
+
+    def generate_batch(
+        self, prompts: Sequence[torch.Tensor], configs: Sequence[anymodal.GenerationConfig]
+    ) -> list[Iterator[str]]:
+        """The replies to ``prompts`` (``inputs_embeds [1, seq_i, hidden]`` each), decoded together:
+        each a :class:`~anymodal_hf.batched.BatchedRow`, streaming as :meth:`generate` does alone."""
+        return list(self.batch_decoder(prompts, configs).rows)
+
+    def batch_decoder(
+        self, prompts: Sequence[torch.Tensor], configs: Sequence[anymodal.GenerationConfig]
+    ) -> BatchedDecoder:
+        """A :class:`~anymodal_hf.batched.BatchedDecoder` over ``prompts`` (see :meth:`generate_batch`),
+        for a caller that steps the batch itself and reads each row's ids and finish reason."""
+        embeds = [prompt.to(device=self.device, dtype=self.dtype) for prompt in prompts]
+        return BatchedDecoder(self._model, embeds, configs, self.eos_token_ids, self.decode)
 
     def add_lora(self, settings: anymodal.LoraSettings) -> None:
         if _is_peft(self._model):

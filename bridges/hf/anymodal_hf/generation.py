@@ -87,34 +87,71 @@ def decode_loop(
     state = state or LoopState()
     args = ForwardArgs(model)
     device = inputs_embeds.device
-    generator = None
-    if not config.greedy and config.seed is not None:
-        generator = torch.Generator(device=device).manual_seed(config.seed)
+    generator = seeded_generator(config, device)
     mask = attention_mask.to(device=device, dtype=torch.long)
-    prompt = positions_of_last(args, mask, inputs_embeds.shape[1])
-    kwargs: dict[str, Any] = {"inputs_embeds": inputs_embeds, **prompt}
-    if args.logits_to_keep:
-        kwargs["logits_to_keep"] = 1
+    kwargs = prompt_inputs(args, inputs_embeds, mask)
     if state.cache is not None:
         kwargs[args.cache] = state.cache
     token = _step(model, args, state, mask, kwargs, config, generator)
     for generated in range(1, config.max_new_tokens + 1):
-        if token in eos_token_ids:
-            if keep_end:
-                yield token
-            return
-        yield token
-        if generated == config.max_new_tokens:
+        keep, last = judge(token, generated, config, eos_token_ids, keep_end)
+        if keep:
+            yield token
+        if last:
             return
         fed = token
         mask = torch.cat([mask, mask.new_ones((1, 1))], dim=1)
-        step = {
-            "input_ids": torch.tensor([[fed]], device=device),
-            args.cache: state.cache,
-            **positions_of_last(args, mask, 1),
-        }
+        step = token_inputs(args, torch.tensor([[fed]], device=device), mask, state.cache)
         token = _step(model, args, state, mask, step, config, generator)
         state.fed.append(fed)
+
+
+def seeded_generator(config: anymodal.GenerationConfig, device: torch.device) -> torch.Generator | None:
+    """The generator a sampling reply draws from: seeded from ``config.seed``; None (torch's global
+    one) for greedy replies and unseeded ones."""
+    if config.greedy or config.seed is None:
+        return None
+    return torch.Generator(device=device).manual_seed(config.seed)
+
+
+def judge(
+    token: int,
+    generated: int,
+    config: anymodal.GenerationConfig,
+    eos_token_ids: Collection[int],
+    keep_end: bool,
+) -> tuple[bool, bool]:
+    """For ``token``, the reply's ``generated``-th id (from 1): (whether it is part of the reply,
+    whether the reply ends with it). An id of ``eos_token_ids`` ends it, kept only with
+    ``keep_end``; the ``config.max_new_tokens``-th id ends it too."""
+    if token in eos_token_ids:
+        return keep_end, True
+    return True, generated >= config.max_new_tokens
+
+
+def prompt_inputs(args: ForwardArgs, inputs_embeds: torch.Tensor, mask: torch.Tensor) -> dict[str, Any]:
+    """The forward's keywords for prompt embeddings ``[batch, seq, hidden]``, the last ``seq``
+    positions of ``mask``; logits only for the last position where the model can say so."""
+    kwargs: dict[str, Any] = {
+        "inputs_embeds": inputs_embeds,
+        **positions_of_last(args, mask, inputs_embeds.shape[1]),
+    }
+    if args.logits_to_keep:
+        kwargs["logits_to_keep"] = 1
+    return kwargs
+
+
+def token_inputs(
+    args: ForwardArgs, input_ids: torch.Tensor, mask: torch.Tensor, cache: Any
+) -> dict[str, Any]:
+    """The forward's keywords for one fed id per row, ``input_ids [batch, 1]``, after ``cache``."""
+    return {"input_ids": input_ids, args.cache: cache, **positions_of_last(args, mask, 1)}
+
+
+def run_forward(model: nn.Module, mask: torch.Tensor, kwargs: dict[str, Any]) -> Any:
+    """One forward that fills the KV cache, under ``torch.inference_mode`` (off again after)."""
+    with torch.inference_mode():
+        return model(attention_mask=mask, use_cache=True, **kwargs)
 
 
 def _step(
@@ -128,8 +165,7 @@ def _step(
 ) -> int:
     """One forward (the prompt, or one fed id): the next id, the state's cache moved on."""
     try:
-        with torch.inference_mode():
-            outputs = model(attention_mask=mask, use_cache=True, **kwargs)
+        outputs = run_forward(model, mask, kwargs)
     except BaseException:
         state.broken = True
         raise
@@ -137,15 +173,28 @@ def _step(
     return next_token(outputs.logits[:, -1], config, generator)
 
 
+class Holdback:
+    """Ids pushed one at a time come out ``count`` ids late: the last ``count`` never do."""
+
+    def __init__(self, count: int) -> None:
+        self._count = count
+        self._held: deque[int] = deque()
+
+    def push(self, token: int) -> int | None:
+        """The id that ``token`` releases, or None while fewer than ``count`` came after the first."""
+        self._held.append(token)
+        return self._held.popleft() if len(self._held) > self._count else None
+
+
 def drop_last(ids: Iterator[int], count: int) -> Iterator[int]:
     """``ids`` less its last ``count``: each id is yielded once ``count`` more have come after it.
     Closing this generator closes ``ids``, so the model stops decoding at once."""
-    held: deque[int] = deque()
+    holdback = Holdback(count)
     try:
         for token in ids:
-            held.append(token)
-            if len(held) > count:
-                yield held.popleft()
+            released = holdback.push(token)
+            if released is not None:
+                yield released
     finally:
         close = getattr(ids, "close", None)
         if close is not None:
