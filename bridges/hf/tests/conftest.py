@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -39,3 +40,27 @@ def make_prompt() -> Prompt:
             return bridge.embed(ids), torch.ones_like(ids)
 
     return embed
+
+
+@pytest.fixture
+def interrupt_forward() -> Callable[[HFBridge, int], contextlib.AbstractContextManager[None]]:
+    """``with interrupt_forward(bridge, n):``: the bridge's model raises KeyboardInterrupt at the end
+    of its ``n``-th forward inside the block (as Ctrl-C would), and forwards normally after it."""
+
+    @contextlib.contextmanager
+    def interrupting(bridge: HFBridge, at: int) -> Iterator[None]:
+        calls = 0
+
+        def interrupt(*_: object) -> None:
+            nonlocal calls
+            calls += 1
+            if calls == at:
+                raise KeyboardInterrupt
+
+        handle = bridge.module.register_forward_hook(interrupt)
+        try:
+            yield
+        finally:
+            handle.remove()
+
+    return interrupting

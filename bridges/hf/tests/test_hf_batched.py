@@ -256,23 +256,13 @@ def test_rows_read_in_turn_step_the_batch_once_for_all(bridge: HFBridge) -> None
         assert pieces == list(bridge.generate(prompt, ones(prompt), config))
 
 
-def test_a_failing_forward_ends_every_row_and_leaves_the_bridge_usable(bridge: HFBridge) -> None:
+def test_a_failing_forward_ends_every_row_and_leaves_the_bridge_usable(
+    bridge: HFBridge, interrupt_forward
+) -> None:
     prompts = prompts_of(bridge)[:3]
-    calls = 0
-
-    def interrupt(*_: object) -> None:
-        nonlocal calls
-        calls += 1
-        if calls == 3:
-            raise KeyboardInterrupt
-
-    handle = bridge.module.register_forward_hook(interrupt)
     rows = bridge.generate_batch(prompts, [Config(max_new_tokens=20)] * 3)
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            list(rows[0])
-    finally:
-        handle.remove()
+    with interrupt_forward(bridge, 3), pytest.raises(KeyboardInterrupt):
+        list(rows[0])
     assert not torch.is_inference_mode_enabled()
     for row in rows[1:]:
         with pytest.raises(RuntimeError, match="a forward of the batch failed"):

@@ -207,20 +207,12 @@ def test_closing_the_stream_stops_cleanly(bridge: HFBridge, make_prompt) -> None
     assert len(list(bridge.generate_ids(embeds, mask, Config(max_new_tokens=5)))) == 5
 
 
-def test_keyboard_interrupt_propagates_and_leaves_the_bridge_usable(bridge: HFBridge, make_prompt) -> None:
+def test_keyboard_interrupt_propagates_and_leaves_the_bridge_usable(
+    bridge: HFBridge, make_prompt, interrupt_forward
+) -> None:
     embeds, mask = make_prompt(bridge)
-    calls = 0
-
-    def interrupt(*_: object) -> None:
-        nonlocal calls
-        calls += 1
-        if calls == 3:
-            raise KeyboardInterrupt
-
-    handle = bridge.module.register_forward_hook(interrupt)
-    with pytest.raises(KeyboardInterrupt):
+    with interrupt_forward(bridge, 3), pytest.raises(KeyboardInterrupt):
         list(bridge.generate(embeds, mask, Config(max_new_tokens=50)))
-    handle.remove()
     assert not torch.is_inference_mode_enabled()
     assert len(list(bridge.generate_ids(embeds, mask, Config(max_new_tokens=5)))) == 5
 
