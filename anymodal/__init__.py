@@ -4,7 +4,7 @@ This module is the public API: plugins and bridges import only what is listed in
 (and ``anymodal.testing`` in their tests). It imports no torch, so importing a plugin stays cheap.
 """
 
-from anymodal.contract.bridge import Bridge, BridgeSpec, CachedReply, KVCache
+from anymodal.contract.bridge import BatchRow, Bridge, BridgeSpec, CachedReply, GenerationBatch, KVCache
 from anymodal.contract.errors import (
     AnymodalError,
     ConfigError,
@@ -62,6 +62,7 @@ __all__ = [
     "MAX_IMAGE_PIXELS",
     "MAX_NPY_ELEMENTS",
     "AnymodalError",
+    "BatchRow",
     "Bridge",
     "BridgeSpec",
     "CachedReply",
@@ -69,6 +70,7 @@ __all__ = [
     "EncoderGeometry",
     "EncoderOutput",
     "EncoderSpec",
+    "GenerationBatch",
     "GenerationConfig",
     "InputError",
     "KVCache",

@@ -120,14 +120,18 @@ def serve_options(
     **more: Any,
 ) -> ServeOptions:
     """The :class:`~anymodal.serve.service.ServeOptions` of the shared options (the model id is the
-    model's name as given); ``more`` holds the command's own (``api_key``, ``max_queue``, ...)."""
+    model's name as given, batching as ``generation.max_batch`` and ``batch_wait_ms`` say);
+    ``more`` holds the command's own (``api_key``, ``max_queue``, ...)."""
     from anymodal.serve.service import ServeOptions
 
+    generation = loaded.config.generation
     return ServeOptions(
         model_id=loaded.source,
         allow_paths=tuple(allow_paths),
         allow_remote=allow_remote,
         max_request_mb=max_request_mb,
+        max_batch=generation.max_batch,
+        batch_wait_ms=generation.batch_wait_ms,
         **more,
     )
 

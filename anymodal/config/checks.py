@@ -25,6 +25,8 @@ _RANGES: list[tuple[str, Any, str]] = [
     ("generation.temperature", lambda v: v >= 0, "must be 0 or more (0 means greedy)"),
     ("generation.top_p", lambda v: 0 < v <= 1, "must be more than 0 and at most 1"),
     ("generation.kv_cache_mb", lambda v: v >= 0, "must be 0 (no reuse) or more"),
+    ("generation.max_batch", lambda v: v >= 1, "must be 1 (one reply at a time) or more"),
+    ("generation.batch_wait_ms", lambda v: v >= 0, "must be 0 or more"),
     ("model.max_input_mb", lambda v: v > 0, "must be more than 0"),
     ("train.epochs", lambda v: v >= 1, "must be at least 1"),
     ("train.max_steps", lambda v: v >= 1, "must be at least 1"),

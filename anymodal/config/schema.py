@@ -99,6 +99,11 @@ class GenerationSettings:
     #: Memory for the LLM's KV caches of recent conversations, continued instead of run again
     #: (anymodal.runtime.prefix_cache); 0 turns reuse off.
     kv_cache_mb: float = 1024
+    #: Most replies decoded together, one forward per step for all (``anymodal serve``,
+    #: ``anymodal batch``, ``anymodal eval``); 1 decodes one at a time.
+    max_batch: int = 16
+    #: How long the server waits for more requests before starting a batch from idle, in ms.
+    batch_wait_ms: float = 5
 
 
 @dataclass

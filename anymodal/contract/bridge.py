@@ -62,6 +62,61 @@ class CachedReply:
             close()
 
 
+class BatchRow(Iterator[str]):
+    """One reply in a :class:`GenerationBatch`: an iterator of its text pieces (reading one whose
+    pieces are all read steps the whole batch). :meth:`drain` takes the pieces waiting without
+    stepping, for a caller that steps the batch itself; :meth:`close` takes the row out of the
+    batch before its next forward. Once the row has ended, :attr:`finish_reason` says why
+    (``stop``, ``length``, ``closed``, ``error``) and, for a row added with ``keep=True`` that ran
+    to its end cleanly, :attr:`cache` holds the LLM's state over its prompt and :attr:`fed_ids`,
+    as :class:`CachedReply` does."""
+
+    finish_reason: str | None = None
+    cache: KVCache | None = None
+    fed_ids: list[int]
+
+    @property
+    def finished(self) -> bool:
+        """Whether the row has ended (its pieces may still be waiting to be read)."""
+        return self.finish_reason is not None
+
+    @abstractmethod
+    def drain(self) -> list[str]:
+        """The pieces waiting to be read, without stepping the batch."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """End the reply here; the other rows go on."""
+
+
+class GenerationBatch(ABC):
+    """Replies decoded together, one forward per step for all of them (continuous batching): a
+    row joins with :meth:`add` at the next :meth:`step`, whether or not others are mid-reply, and
+    leaves the batch as it ends. One thread drives a batch."""
+
+    @abstractmethod
+    def add(
+        self,
+        inputs_embeds: torch.Tensor,
+        config: GenerationConfig,
+        past: KVCache | None = None,
+        keep: bool = False,
+    ) -> BatchRow:
+        """A new row for the prompt whose first ``past.length`` positions ``past`` holds (none
+        without it), ``inputs_embeds [1, seq, hidden]`` being the rest; with ``keep`` the row keeps
+        its state at the end (:attr:`BatchRow.cache`). Its greedy reply is the one
+        :meth:`Bridge.generate` gives for the whole prompt alone."""
+
+    @abstractmethod
+    def step(self) -> bool:
+        """Advance every live row by one token (rows added since the last step run their prompts);
+        then whether any row is still live or waiting to join."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """End every row and free the batch."""
+
+
 class Bridge(ABC):
     """An LLM seen through token ids and embeddings.
 
@@ -151,9 +206,15 @@ class Bridge(ABC):
 
         raise UsageError(f"the {type(self).__name__} bridge cannot keep the LLM's cache between replies")
 
-    #: Whether :meth:`generate_batch` decodes its prompts together (one forward per step for all of
-    #: them) rather than one after another, as the default does.
+    #: Whether :meth:`open_batch` works, and :meth:`generate_batch` decodes its prompts together
+    #: (one forward per step for all of them) rather than one after another, as the default does.
     supports_batching: bool = False
+
+    def open_batch(self) -> GenerationBatch:
+        """An empty :class:`GenerationBatch` to :meth:`~GenerationBatch.add` replies to as they come."""
+        from anymodal.contract.errors import UsageError
+
+        raise UsageError(f"the {type(self).__name__} bridge cannot decode replies together")
 
     def generate_batch(
         self, prompts: Sequence[torch.Tensor], configs: Sequence[GenerationConfig]

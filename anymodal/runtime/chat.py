@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from anymodal.config.schema import AnymodalConfig
-from anymodal.contract.bridge import CachedReply
+from anymodal.contract.bridge import CachedReply, KVCache
 from anymodal.contract.errors import UsageError
 from anymodal.contract.registry import Registry
 from anymodal.contract.specs import GenerationConfig, Message, Role
@@ -45,6 +45,18 @@ class ChatMessage:
     role: Role
     text: str
     inputs: tuple[PreparedInput, ...] = ()
+
+
+@dataclass
+class TurnPrompt:
+    """A turn about to be generated (:meth:`ChatSession.begin_turn`): the turn, the prompt's
+    embeddings ``[1, seq, hidden]`` after the positions ``past`` holds (all of them when ``past``
+    is None), and every prompt position's identity for the store of KV caches (empty without one)."""
+
+    turn: ChatTurn
+    embeds: torch.Tensor
+    past: KVCache | None = None
+    keys: tuple[Position, ...] = ()
 
 
 @dataclass
@@ -177,23 +189,51 @@ class ChatSession:
     def ask(self, text: str) -> Iterator[str]:
         """Stream the reply to ``text`` (with the attached files). The turn joins the history when
         the reply ends, is stopped, or fails part-way, keeping what was said."""
+        prompt = self.begin_turn(text)
+        bridge = self.model.bridge
+        if self.prefixes is None:
+            embeds = prompt.embeds
+            mask = torch.ones(embeds.shape[:2], dtype=torch.long, device=embeds.device)
+            return self._stream(prompt, bridge.generate(embeds, mask, self.generation))
+        return self._stream(prompt, bridge.generate_cached(prompt.embeds, self.generation, prompt.past))
+
+    def begin_turn(self, text: str) -> TurnPrompt:
+        """The prompt of the reply to ``text`` (with the attached files, which it takes): what
+        :meth:`ask` runs, for a caller that generates it another way (the server's batch) and
+        calls :meth:`end_turn` with the reply."""
         turn = ChatTurn(text, list(self.pending))
         prompt = self.processor.process(self._conversation(turn))
         inputs = [item for past in [*self.history, turn] for item in past.inputs]
         inputs_embeds = self._embed(prompt.input_ids, prompt.slots, inputs)
         self.pending.clear()
-        bridge = self.model.bridge
         if self.prefixes is None:
-            mask = torch.ones(inputs_embeds.shape[:2], dtype=torch.long, device=inputs_embeds.device)
-            return self._stream(turn, bridge.generate(inputs_embeds, mask, self.generation))
+            return TurnPrompt(turn, inputs_embeds)
         keys = position_keys(prompt.input_ids, prompt.slots, inputs)
         past, reused = self.prefixes.take(keys)
-        reply = bridge.generate_cached(inputs_embeds[:, reused:], self.generation, past)
-        return self._stream(turn, reply, keys)
+        return TurnPrompt(turn, inputs_embeds[:, reused:], past, keys)
 
-    def _stream(
-        self, turn: ChatTurn, pieces: Iterator[str], keys: tuple[Position, ...] = ()
-    ) -> Iterator[str]:
+    def end_turn(self, prompt: TurnPrompt, cache: KVCache | None = None, fed_ids: Sequence[int] = ()) -> None:
+        """Add :meth:`begin_turn`'s turn, its reply in ``prompt.turn.reply``, to the history, and
+        keep ``cache``, the LLM's state over the prompt and the reply's ``fed_ids``, when given."""
+        self.history.append(prompt.turn)
+        if cache is not None and self.prefixes is not None:
+            self.prefixes.put((*prompt.keys, *fed_ids), cache)
+
+    def encode(self, inputs: Sequence[PreparedInput]) -> None:
+        """Encode those of ``inputs`` not encoded yet, together (one batch per modality and shape),
+        into the cache of encodings the prompts take them from."""
+        missing = list({item.key: item for item in inputs if item.key not in self._cache}.values())
+        if missing:
+            for item, projected in zip(missing, self.model.encode(missing), strict=True):
+                self._cache[item.key] = projected
+            self.encoded_count += sum(item.encoded is None for item in missing)
+
+    def inputs(self) -> list[PreparedInput]:
+        """Every input of the history and those attached: what the next prompt shows."""
+        return [item for turn in self.history for item in turn.inputs] + list(self.pending)
+
+    def _stream(self, prompt: TurnPrompt, pieces: Iterator[str]) -> Iterator[str]:
+        turn = prompt.turn
         turn.interrupted = True
         try:
             for piece in pieces:
@@ -201,11 +241,11 @@ class ChatSession:
                 yield piece
             turn.interrupted = False
         finally:
-            self.history.append(turn)
             if isinstance(pieces, CachedReply):
                 pieces.close()  # a reply stopped here: its cache is final once its generation ends
-                if pieces.cache is not None and self.prefixes is not None:
-                    self.prefixes.put((*keys, *pieces.fed_ids), pieces.cache)
+                self.end_turn(prompt, pieces.cache, pieces.fed_ids)
+            else:
+                self.end_turn(prompt)
 
     def _conversation(self, current: ChatTurn) -> list[Turn | Message]:
         conversation: list[Turn | Message] = []
@@ -222,11 +262,7 @@ class ChatSession:
 
     def _embed(self, input_ids: list[int], slots: list[Slot], inputs: list[PreparedInput]) -> torch.Tensor:
         """``[1, seq, hidden]`` prompt embeddings with every input's projection in its slot."""
-        missing = [item for item in inputs if item.key not in self._cache]
-        if missing:
-            for item, projected in zip(missing, self.model.encode(missing), strict=True):
-                self._cache[item.key] = projected
-            self.encoded_count += sum(item.encoded is None for item in missing)
+        self.encode(inputs)
         cached = [self._cache[item.key] for item in inputs]
         slot_embeddings = [sum_projected(cached, slot.input_indices) for slot in slots]
         ids = torch.tensor([input_ids], device=self.model.device)

@@ -29,8 +29,9 @@ from anymodal.runtime.chat import ChatSession
 from anymodal.serve import responses
 from anymodal.serve.errors import ApiError, bad_request, from_anymodal, internal_error
 from anymodal.serve.page import add_page
+from anymodal.serve.reply import Reply
 from anymodal.serve.requests import parse_chat, parse_embeddings
-from anymodal.serve.service import Reply, ServeOptions, Service
+from anymodal.serve.service import ServeOptions, Service
 
 log = logging.getLogger("anymodal.serve")
 T = TypeVar("T")
@@ -108,6 +109,7 @@ def create_app(session: ChatSession, registry: Registry, options: ServeOptions |
             "queue": {"admitted": worker.admitted, "max_queue": worker.max_queue},
             "cache": {"encodings": len(service.cache), "encoded": worker.encoded},
             "kv_cache": service.kv_cache_stats(),
+            "batch": service.batch_stats(),
         }
 
     @app.get("/v1/models")

@@ -7,12 +7,12 @@ application there and serves the whole API; Ray's proxy spreads the requests ove
 and starts a new replica when one dies. Every response names the replica that answered in its
 ``x-anymodal-replica`` header (:class:`ReplicaHeader`).
 
-Queues: Ray sends a replica at most ``max_queue + 1`` requests at a time
-(:func:`max_ongoing_requests`), exactly what the replica's own queue admits (one running, ``max_queue``
-waiting), so a replica never turns away a request that Ray routed to it. Requests that find every
-replica full wait at Ray's proxy, up to ``max_queue`` of them per proxy (at least 1: Ray takes no
-0); past those the proxy answers 429 with ``Retry-After`` (503 on Ray versions before
-``backpressure_config``).
+Queues: Ray sends a replica at most ``max_queue + max_batch`` requests at a time
+(:func:`max_ongoing_requests`), exactly what the replica's own queue admits (``max_batch`` decoded
+together, ``max_queue`` waiting), so a replica never turns away a request that Ray routed to it.
+Requests that find every replica full wait at Ray's proxy, up to ``max_queue`` of them per proxy
+(at least 1: Ray takes no 0); past those the proxy answers 429 with ``Retry-After`` (503 on Ray
+versions before ``backpressure_config``).
 
 Importing this module imports neither ray, FastAPI nor torch: :func:`application`, :func:`serving`
 and :func:`serve_forever` import ray, and a replica the rest.
@@ -73,11 +73,11 @@ class ClusterOptions:
         return f"http://{shown}:{self.port}"
 
 
-def max_ongoing_requests(max_queue: int) -> int:
-    """Requests Ray may send one replica at a time: the one it runs and the ``max_queue`` it lets
-    wait, what the replica's own queue admits. One more would be a 429 from a full replica while
-    another may have room; one fewer would leave a place in its queue unused."""
-    return max_queue + 1
+def max_ongoing_requests(max_queue: int, max_batch: int = 1) -> int:
+    """Requests Ray may send one replica at a time: the ``max_batch`` it decodes together and the
+    ``max_queue`` it lets wait, what the replica's own queue admits. One more would be a 429 from a
+    full replica while another may have room; one fewer would leave a place in its queue unused."""
+    return max_queue + max_batch
 
 
 def deployment_options(model: ReplicaModel, cluster: ClusterOptions) -> dict[str, Any]:
@@ -92,7 +92,7 @@ def deployment_options(model: ReplicaModel, cluster: ClusterOptions) -> dict[str
         "name": APP_NAME,
         "num_replicas": cluster.replicas,
         "ray_actor_options": actor,
-        "max_ongoing_requests": max_ongoing_requests(max_queue),
+        "max_ongoing_requests": max_ongoing_requests(max_queue, model.options.max_batch),
         "max_queued_requests": max(1, max_queue),
     }
     with contextlib.suppress(ImportError):  # newer Ray: turned away as the server itself does it

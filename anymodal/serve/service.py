@@ -26,6 +26,7 @@ from anymodal.runtime.model import PreparedInput
 from anymodal.serve import responses
 from anymodal.serve.errors import bad_request, from_anymodal
 from anymodal.serve.media import MediaPolicy, write_part
+from anymodal.serve.reply import Reply
 from anymodal.serve.requests import (
     ChatRequest,
     EmbeddingRequest,
@@ -34,14 +35,18 @@ from anymodal.serve.requests import (
     prepare_messages,
     prepare_part,
 )
+from anymodal.serve.scheduler import Scheduler
 from anymodal.serve.worker import ModelThread, Ticket, Worker
 
 
 @dataclass(frozen=True)
 class ServeOptions:
     """How the server answers. ``max_request_mb`` bounds a request body and a fetched URL;
-    ``max_queue`` is how many requests may wait while one runs (more get a 429); ``cache_size``
-    is how many projected inputs are kept to be reused by later requests."""
+    ``max_queue`` is how many requests may wait while those running run (more get a 429);
+    ``cache_size`` is how many projected inputs are kept to be reused by later requests;
+    ``max_batch`` is how many replies are decoded together (``generation.max_batch``; 1, or a
+    bridge that cannot batch, runs one request at a time), ``batch_wait_ms`` how long an idle
+    server waits for more requests to start a batch with."""
 
     model_id: str = "anymodal"
     api_key: str | None = None
@@ -50,6 +55,8 @@ class ServeOptions:
     max_request_mb: float = 64.0
     max_queue: int = 8
     cache_size: int = 256
+    max_batch: int = 1
+    batch_wait_ms: float = 5.0
 
 
 class Service:
@@ -63,8 +70,10 @@ class Service:
         self.types = part_types(registry)
         self.policy = MediaPolicy.create(options.allow_paths, options.allow_remote, options.max_request_mb)
         self.cache: OrderedDict[str, torch.Tensor] = OrderedDict()
-        self.worker = Worker(options.max_queue, self.cache, options.cache_size)
+        slots = options.max_batch if self.model.bridge.supports_batching else 1
+        self.worker = Worker(options.max_queue, self.cache, options.cache_size, slots=slots)
         self.thread = ModelThread()
+        self.scheduler = Scheduler(self.thread, options.max_batch, options.batch_wait_ms / 1000, self._finish)
         self.created = responses.now()
 
     # -- chat -----------------------------------------------------------------------------------
@@ -79,27 +88,37 @@ class Service:
                 messages = self.thread.call(prepare_messages, request, self.model, self.policy, folder)
             finally:
                 shutil.rmtree(folder, ignore_errors=True)
+            session, text = self._session(messages, request)
+            keys = [item.key for message in messages for item in message.inputs]
+            if self.batching:
+                return self.scheduler.submit(session, text, keys, ticket, self._count_tokens)
             ticket.run()
-            return self.thread.call(self._start, messages, request, ticket)
+            return self.thread.call(self._start, session, text, keys, ticket)
         except BaseException:
-            ticket.release()
+            ticket.release()  # a second release, after the reply's own, does nothing
             raise
+
+    @property
+    def batching(self) -> bool:
+        """Whether chat replies are decoded together (``max_batch`` above 1, and a bridge that can)."""
+        return self.worker.slots > 1 and self.model.bridge.supports_batching
 
     def completion(self, reply: Reply) -> dict[str, Any]:
         """The whole reply as a ``chat.completion`` (blocks until it is generated)."""
-        text, reason, counts = self.thread.call(reply.finish)
+        text, reason, counts = reply.complete()
         return responses.completion(reply.id, self.model_id, reply.created, text, reason, counts)
 
-    def _start(self, messages: Sequence[ChatMessage], request: ChatRequest, ticket: Ticket) -> Reply:
-        session, text = self._session(messages, request)
-        keys = [item.key for message in messages for item in message.inputs]
+    def _start(self, session: ChatSession, text: str, keys: Sequence[str], ticket: Ticket) -> SoloReply:
         try:
             prompt_tokens = session.prompt_tokens(text)
             pieces = session.ask(text)
         except BaseException:
             self._finish(session, keys, ticket)
             raise
-        return Reply(self, ticket, session, keys, pieces, prompt_tokens)
+        return SoloReply(self, ticket, session, keys, pieces, prompt_tokens)
+
+    def _count_tokens(self, text: str) -> int:
+        return len(self.model.bridge.tokenize(text))
 
     def _session(self, messages: Sequence[ChatMessage], request: ChatRequest) -> tuple[ChatSession, str]:
         base = self.session.generation
@@ -136,6 +155,19 @@ class Service:
             "hits": store.hits,
             "misses": store.misses,
             "reused_positions": store.reused_positions,
+        }
+
+    def batch_stats(self) -> dict[str, int] | None:
+        """The running batch (``generation.max_batch``): its size limit, the replies in it now, the
+        most one step has decoded together, and the steps run; None when replies run one at a time."""
+        if not self.batching:
+            return None
+        scheduler = self.scheduler
+        return {
+            "max_batch": scheduler.max_batch,
+            "running": scheduler.running,
+            "widest": scheduler.widest,
+            "steps": scheduler.steps,
         }
 
     # -- embeddings -----------------------------------------------------------------------------
@@ -213,8 +245,8 @@ class Service:
         return responses.model_card(self.model_id, self.created, modalities)
 
 
-class Reply:
-    """A reply being generated: its pieces, one at a time, and the model given back on close."""
+class SoloReply(Reply):
+    """A reply generated alone, holding the model: each piece is one step on the model thread."""
 
     def __init__(
         self,
@@ -225,29 +257,28 @@ class Reply:
         pieces: Iterator[str],
         prompt_tokens: int,
     ) -> None:
+        super().__init__(session, prompt_tokens, service._count_tokens)
         self.service = service
         self.ticket = ticket
-        self.session = session
         self.keys = keys
         self.pieces = pieces
-        self.prompt_tokens = prompt_tokens
-        self.text = ""
-        self.id = responses.completion_id()
-        self.created = responses.now()
         self._step = threading.Lock()
         self._closed = False
 
     def step(self) -> str | None:
-        """The next piece of text, or None at the end (blocks: call it from a worker thread)."""
         return self.service.thread.call(self.next_piece)
 
-    def finish(self) -> tuple[str, str, dict[str, int]]:
-        """The whole reply, its finish reason and usage, the model given back (on the model thread)."""
+    def complete(self) -> tuple[str, str, dict[str, int]]:
+        return self.service.thread.call(self._complete)
+
+    def _complete(self) -> tuple[str, str, dict[str, int]]:
+        """The whole reply, the model given back (on the model thread)."""
         try:
-            text = self.all()
+            while self.next_piece() is not None:
+                pass
         finally:
             self.close()
-        return (text, *self.usage())
+        return (self.text, *self.usage())
 
     def close_soon(self) -> None:
         """:meth:`close` on the model thread, after the step it may be running (does not wait)."""
@@ -266,11 +297,6 @@ class Reply:
                 self.text += piece
             return piece
 
-    def all(self) -> str:
-        while self.next_piece() is not None:
-            pass
-        return self.text
-
     def close(self) -> None:
         """Stop generating (the bridge's loop ends with its generator) and free the model; twice is fine."""
         with self._step:
@@ -284,15 +310,5 @@ class Reply:
             finally:
                 self.service._finish(self.session, self.keys, self.ticket)
 
-    def completion_tokens(self) -> int:
-        return len(self.service.model.bridge.tokenize(self.text)) if self.text else 0
 
-    def finish_reason(self, completion_tokens: int) -> str:
-        return "length" if completion_tokens >= self.session.generation.max_new_tokens else "stop"
-
-    def usage(self) -> tuple[str, dict[str, int]]:
-        tokens = self.completion_tokens()
-        return self.finish_reason(tokens), responses.usage(self.prompt_tokens, tokens)
-
-
-__all__ = ["Reply", "ServeOptions", "Service"]
+__all__ = ["ServeOptions", "Service", "SoloReply"]

@@ -1,11 +1,13 @@
-"""One request runs on the model at a time; a bounded number wait their turn, the rest get a 429.
+"""Admission of requests and the model's one thread: a bounded number run, a bounded number wait
+their turn, the rest get a 429.
 
 A request is admitted (:meth:`Worker.admit`) before its media is read, so the bound also caps the
-memory that waiting requests hold; it takes the model (:meth:`Ticket.run`) to encode and
-generate, and gives both back when its reply ends, fails, or its client goes away
-(:meth:`Ticket.release`, which may be called more than once). The encodings cached for the model
-are trimmed to the newest after each request, under the same lock. Everything that runs torch
-runs on one :class:`ModelThread`.
+memory that waiting requests hold. A request that runs alone takes the model (:meth:`Ticket.run`)
+to encode and generate; one decoded in the running batch (:mod:`~anymodal.serve.scheduler`) holds
+one of its ``slots`` instead. Either gives its ticket back when its reply ends, fails, or its
+client goes away (:meth:`Ticket.release`, which may be called more than once). The encodings
+cached for the model are trimmed to the newest after each request, on the model thread.
+Everything that runs torch runs on one :class:`ModelThread`.
 """
 
 from __future__ import annotations
@@ -25,12 +27,22 @@ RETRY_AFTER_S = 1
 
 
 class Worker:
-    """Admission (at most ``max_queue`` waiting besides the one running) and the model's lock."""
+    """Admission (at most ``max_queue`` waiting besides the ``slots`` running: 1, or the most
+    replies decoded together) and the model's lock (for requests that run alone)."""
 
-    def __init__(self, max_queue: int, cache: OrderedDict[str, Any] | None = None, cache_size: int = 256):
+    def __init__(
+        self,
+        max_queue: int,
+        cache: OrderedDict[str, Any] | None = None,
+        cache_size: int = 256,
+        slots: int = 1,
+    ):
         if max_queue < 0:
             raise ValueError(f"max_queue must be 0 or more, not {max_queue}")
+        if slots < 1:
+            raise ValueError(f"slots must be 1 or more, not {slots}")
         self.max_queue = max_queue
+        self.slots = slots
         self.cache = cache
         self.cache_size = cache_size
         #: Inputs run through an encoder since the server started (the rest came from the cache).
@@ -41,16 +53,16 @@ class Worker:
 
     @property
     def admitted(self) -> int:
-        """Requests admitted and not finished: the one running and those waiting."""
+        """Requests admitted and not finished: those running and those waiting."""
         return self._admitted
 
     def admit(self) -> Ticket:
         """A ticket for one request, or a 429 when ``max_queue`` requests already wait."""
         with self._count:
-            if self._admitted > self.max_queue:
+            if self._admitted >= self.max_queue + self.slots:
                 raise ApiError(
                     429,
-                    f"the server is busy: {self._admitted - 1} request(s) are waiting and the queue "
+                    f"the server is busy: {self._admitted - self.slots} request(s) are waiting and the queue "
                     f"holds {self.max_queue}; retry after {RETRY_AFTER_S} s",
                     code="queue_full",
                     headers={"Retry-After": str(RETRY_AFTER_S)},

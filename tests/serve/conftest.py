@@ -81,6 +81,7 @@ def replace_generation(
 
     def replace(session: Any, pieces: Callable[..., Iterator[str]]) -> None:
         bridge = session.model.bridge
+        monkeypatch.setattr(bridge, "supports_batching", False)  # every reply through generate
         monkeypatch.setattr(bridge, "generate", lambda embeds, mask, config: pieces(config))
         monkeypatch.setattr(
             bridge, "generate_cached", lambda embeds, config, past: CachedReply(pieces(config))

@@ -1,10 +1,14 @@
-"""Batched decoding: several prompts through one forward per step, each reply streamed on its own.
+"""Batched decoding: several prompts through one forward per step, each reply streamed on its own,
+rows joining and leaving the batch as they come and end (continuous batching).
 
-The design: a :class:`BatchedDecoder` owns the batch (the padded prompts, their attention mask and
-the KV cache) and one :class:`BatchedRow` per prompt. :meth:`BatchedDecoder.step` advances every
-live row by one token: the first step is one forward over all the prompts, left-padded to the
-longest; each later one feeds every live row its last id. Each id goes at once through its row's
-own pipeline (the end test of :func:`~anymodal_hf.generation.judge`, the ``trim_tokens`` hold-back,
+The design: a :class:`BatchedDecoder` owns the batch (its rows' attention mask and KV cache) and
+one :class:`BatchedRow` per prompt added (:meth:`~BatchedDecoder.add`). :meth:`BatchedDecoder.step`
+advances every live row by one token: it feeds every row in the batch its last id, then runs the
+prompts of the rows added since the last step (those with no past together, left-padded to the
+longest; one continuing a kept cache alone, after it) and joins them to the batch
+(:func:`~anymodal_hf.rows.join_rows`: each part right-aligned, zeros on the left under a 0 in
+the mask). Each id goes at once through its row's own pipeline (the end test of
+:func:`~anymodal_hf.generation.judge`, the ``trim_tokens`` hold-back,
 :class:`~anymodal_hf.streaming.IncrementalDetokenizer` and
 :class:`~anymodal_hf.streaming.StopStringFilter`), so a row ends on the step that ends it (EOS or a
 stop id, ``max_new_tokens``, a stop string completed in its text) whoever reads it, and its text
@@ -12,9 +16,11 @@ pieces wait in the row until read. A row is an iterator of those pieces, as
 :meth:`HFBridge.generate <anymodal_hf.bridge.HFBridge.generate>` returns: reading one whose pieces
 are all read runs :meth:`~BatchedDecoder.step` (which moves the other rows on too), and closing one
 takes it out of the batch before the next forward, the others going on as they were. Rows that
-have ended leave the batch, and the KV cache, at the next step (``batch_select_indices``, which
-the caches of transformers 4.45+ and 5.x have; legacy tuples are indexed directly), so the forward
-shrinks with them.
+have ended leave the batch, and the KV cache, at the end of the step that ends them (or the start
+of the next, for one closed between steps), so the forward shrinks with them; a row added with
+``keep`` takes its own part of the cache with it (:func:`~anymodal_hf.rows.row_cache`), to be
+continued later. A model whose cache keeps a window or a state cannot join rows to a running
+batch: they wait until it empties.
 
 Two ways to drive it: read the rows (each read steps the whole batch when that row has nothing
 waiting, so reading them in any order works), or, as a server would, call
@@ -32,7 +38,8 @@ shifted.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import torch
@@ -49,6 +56,8 @@ from anymodal_hf.generation import (
     seeded_generator,
     token_inputs,
 )
+from anymodal_hf.kv import HFKVCache
+from anymodal_hf.rows import join_rows, joinable, row_cache, select_rows
 from anymodal_hf.streaming import Decode, IncrementalDetokenizer, StopStringFilter
 
 #: Why a row ended: ``stop`` (EOS, a stop id or a stop string), ``length`` (max_new_tokens),
@@ -56,12 +65,13 @@ from anymodal_hf.streaming import Decode, IncrementalDetokenizer, StopStringFilt
 FinishReason = Literal["stop", "length", "closed", "error"]
 
 
-class BatchedRow(Iterator[str]):
+class BatchedRow(anymodal.BatchRow):
     """One prompt's reply in a :class:`BatchedDecoder`: an iterator of its text pieces.
 
     :attr:`ids` are the reply's token ids so far (after ``trim_tokens``: those
     :meth:`~anymodal_hf.bridge.HFBridge.generate_ids` yields); :attr:`finish_reason` is None while
-    the row is live. :meth:`close` takes it out of the batch.
+    the row is live. :meth:`close` takes it out of the batch. A row made with ``keep`` gets its
+    :attr:`cache` (an :class:`~anymodal_hf.kv.HFKVCache`) when it leaves the batch.
     """
 
     def __init__(
@@ -72,10 +82,14 @@ class BatchedRow(Iterator[str]):
         eos_token_ids: Collection[int],
         decode: Decode,
         generator: torch.Generator | None,
+        keep: bool = False,
     ) -> None:
         self.index = index
         self.config = config
+        self.keep = keep
         self.ids: list[int] = []
+        self.fed_ids: list[int] = []
+        self.cache: anymodal.KVCache | None = None
         self.finish_reason: FinishReason | None = None
         self.generator = generator
         self._decoder = decoder
@@ -90,11 +104,6 @@ class BatchedRow(Iterator[str]):
         self.last: int | None = None
         if config.max_new_tokens <= 0:
             self.finish_reason = "length"
-
-    @property
-    def finished(self) -> bool:
-        """Whether the row has ended (its pieces may still be waiting to be read)."""
-        return self.finish_reason is not None
 
     def __next__(self) -> str:
         while not self._pieces:
@@ -148,44 +157,66 @@ class BatchedRow(Iterator[str]):
         self.last = None
 
 
-class BatchedDecoder:
-    """Decode the replies to several prompts at once; see the module docstring.
+class BatchedDecoder(anymodal.GenerationBatch):
+    """Decode the replies to several prompts at once, rows joining as they come; see the module
+    docstring.
 
-    ``prompts``: one ``inputs_embeds [1, seq_i, hidden]`` per row, every position a real token,
-    all on one device in the model's dtype; ``configs``: one :class:`anymodal.GenerationConfig`
-    per row. ``eos_token_ids`` end every row (each row's ``stop_token_ids`` end that row);
-    ``decode`` turns ids into text. Nothing runs until the first :meth:`step`.
+    ``eos_token_ids`` end every row (each row's ``stop_token_ids`` end that row); ``decode`` turns
+    ids into text; prompts are moved to ``device`` and ``dtype``. Rows come with :meth:`add`;
+    nothing runs until the next :meth:`step`.
     """
 
     def __init__(
         self,
         model: nn.Module,
-        prompts: Sequence[torch.Tensor],
-        configs: Sequence[anymodal.GenerationConfig],
         eos_token_ids: Collection[int],
         decode: Decode,
+        device: torch.device,
+        dtype: torch.dtype,
     ) -> None:
-        if len(prompts) != len(configs):
-            raise ValueError(f"{len(prompts)} prompts but {len(configs)} generation configs")
-        for i, prompt in enumerate(prompts):
-            if prompt.dim() != 3 or prompt.shape[0] != 1 or prompt.shape[1] == 0:
-                raise ValueError(
-                    f"prompt {i} must be one non-empty prompt [1, seq, hidden], got {tuple(prompt.shape)}"
-                )
-        if len({prompt.shape[2] for prompt in prompts}) > 1:
-            raise ValueError(f"the prompts' widths differ: {[prompt.shape[2] for prompt in prompts]}")
         self._model = model
         self._args = ForwardArgs(model)
-        self._device = prompts[0].device if prompts else torch.device("cpu")
-        self.rows = [
-            BatchedRow(self, i, config, eos_token_ids, decode, seeded_generator(config, self._device))
-            for i, config in enumerate(configs)
-        ]
-        self._prompts: list[torch.Tensor] | None = [p.to(self._device) for p in prompts]
+        self._eos = frozenset(eos_token_ids)
+        self._decode = decode
+        self._device = device
+        self._dtype = dtype
+        self.rows: list[BatchedRow] = []
+        self._waiting: list[Joining] = []  # added, not yet run
         self._batch: list[BatchedRow] = []  # the rows in the cache, in its batch order
         self._cache: Any = None
         self._mask: torch.Tensor | None = None
         self.error: BaseException | None = None
+
+    def add(
+        self,
+        inputs_embeds: torch.Tensor,
+        config: anymodal.GenerationConfig,
+        past: anymodal.KVCache | None = None,
+        keep: bool = False,
+    ) -> BatchedRow:
+        """A row for ``inputs_embeds [1, seq, hidden]`` after ``past``'s positions (an
+        :class:`~anymodal_hf.kv.HFKVCache`, extended in place); it joins at the next step."""
+        if inputs_embeds.dim() != 3 or inputs_embeds.shape[0] != 1 or inputs_embeds.shape[1] == 0:
+            raise ValueError(
+                f"a prompt must be one non-empty prompt [1, seq, hidden], got {tuple(inputs_embeds.shape)}"
+            )
+        if past is not None and not isinstance(past, HFKVCache):
+            raise TypeError(f"the hf bridge continues only its own caches, not a {type(past).__name__}")
+        if self.error is not None:
+            raise RuntimeError("a forward of the batch failed") from self.error
+        row = BatchedRow(
+            self,
+            len(self.rows),
+            config,
+            self._eos,
+            self._decode,
+            seeded_generator(config, self._device),
+            keep,
+        )
+        self.rows.append(row)
+        prompt = inputs_embeds.to(device=self._device, dtype=self._dtype)
+        self._waiting.append(Joining(row, prompt, None if past is None else past.cache))
+        return row
 
     @property
     def batch_size(self) -> int:
@@ -194,63 +225,95 @@ class BatchedDecoder:
 
     @property
     def live(self) -> list[BatchedRow]:
-        """The rows still generating."""
+        """The rows still generating, those waiting to join included."""
         return [row for row in self.rows if not row.finished]
 
     def step(self) -> bool:
-        """Advance every live row by one token (the first step runs the prompts); then whether any
-        row is still live. Once none is, a no-op. A failing forward ends every row ("error") and
-        raises; the rows then raise when read past their waiting pieces."""
+        """Advance every live row by one token, rows added since the last step running their
+        prompts; then whether any row is still live. Once none is, a no-op. A failing forward ends
+        every row ("error") and raises; the rows then raise when read past their waiting pieces."""
         if self.error is not None:
             raise RuntimeError("a forward of the batch failed") from self.error
         try:
-            if self._prompts is not None:
-                logits = self._prefill(self._prompts)
-            else:
-                self._drop_finished()
-                if not self._batch:
-                    return False
-                logits = self._feed()
-            self._pick(logits)
+            self._drop_finished()
+            joining = self._joining()
+            if self._batch:
+                self._pick(self._batch, self._feed())
+            if joining:
+                self._join(joining)
+            self._drop_finished()
         except BaseException as error:
             self.error = error
             for row in self.live:
                 row.fail()
+            self._waiting.clear()
             self._release()
             raise
-        if not self.live:
-            self._release()
         return bool(self.live)
 
     def close(self) -> None:
         """End every row and free the batch's cache."""
         for row in self.rows:
             row.close()
-        self._release()
+        self._waiting.clear()
+        self._drop_finished()
 
-    def _prefill(self, prompts: list[torch.Tensor]) -> torch.Tensor:
-        """One forward over the live rows' prompts, left-padded to the longest."""
-        self._prompts = None
-        self._batch = self.live
-        if not self._batch:
-            return torch.empty(0)
-        chosen = [prompts[row.index] for row in self._batch]
-        longest = max(prompt.shape[1] for prompt in chosen)
-        first = chosen[0]
-        embeds = first.new_zeros((len(chosen), longest, first.shape[2]))
-        mask = torch.zeros((len(chosen), longest), dtype=torch.long, device=self._device)
-        for j, prompt in enumerate(chosen):
-            embeds[j, longest - prompt.shape[1] :] = prompt[0]
-            mask[j, longest - prompt.shape[1] :] = 1
-        self._mask = mask
-        outputs = run_forward(self._model, mask, prompt_inputs(self._args, embeds, mask))
-        self._cache = getattr(outputs, self._args.cache)
+    def _joining(self) -> list[Joining]:
+        """The waiting rows that join at this step: all of them, unless the batch's cache cannot
+        take rows in (then they wait for it to empty)."""
+        waiting = [item for item in self._waiting if not item.row.finished]
+        if self._batch and not joinable(self._cache):
+            self._waiting = waiting
+            return []
+        self._waiting = []
+        return waiting
+
+    def _join(self, joining: list[Joining]) -> None:
+        """Run the joining rows' prompts (those with no past together, left-padded to the longest;
+        each with a past alone, after it), give each its first id, and join them to the batch."""
+        fresh = [item for item in joining if item.past is None]
+        groups = [fresh] if fresh else []
+        groups += [[item] for item in joining if item.past is not None]
+        parts: list[tuple[Any, torch.Tensor]] = []
+        if self._batch:
+            assert self._mask is not None
+            parts.append((self._cache, self._mask))
+        for group in groups:
+            logits, cache, mask = self._prefill(group)
+            rows = [item.row for item in group]
+            self._pick(rows, logits)
+            self._batch += rows
+            parts.append((cache, mask))
+        if len(parts) > 1 and not all(joinable(cache) for cache, _ in parts):
+            raise TypeError("these KV caches cannot be joined into one batch")
+        self._cache, self._mask = join_rows(parts) if len(parts) > 1 else parts[0]
+
+    def _prefill(self, group: list[Joining]) -> tuple[torch.Tensor, Any, torch.Tensor]:
+        """One forward over ``group``'s prompts, left-padded to the longest, after the group's one
+        past when it has one: the last positions' logits, the cache and its attention mask."""
+        longest = max(item.prompt.shape[1] for item in group)
+        first = group[0].prompt
+        embeds = first.new_zeros((len(group), longest, first.shape[2]))
+        mask = torch.zeros((len(group), longest), dtype=torch.long, device=self._device)
+        for j, item in enumerate(group):
+            embeds[j, longest - item.prompt.shape[1] :] = item.prompt[0]
+            mask[j, longest - item.prompt.shape[1] :] = 1
+        past = group[0].past
+        if past is not None:  # a group of one: its past positions are all real
+            mask = torch.cat([mask.new_ones((1, int(past.get_seq_length()))), mask], dim=1)
+        kwargs = prompt_inputs(self._args, embeds, mask)
+        if past is not None:
+            kwargs[self._args.cache] = past
+        outputs = run_forward(self._model, mask, kwargs)
         logits: torch.Tensor = outputs.logits[:, -1]
-        return logits
+        return logits, getattr(outputs, self._args.cache), mask
 
     def _feed(self) -> torch.Tensor:
         """One forward of every row in the batch's last id."""
         assert self._mask is not None
+        for row in self._batch:
+            assert row.last is not None
+            row.fed_ids.append(row.last)
         fed = torch.tensor([[row.last] for row in self._batch], device=self._device)
         self._mask = torch.cat([self._mask, self._mask.new_ones((len(self._batch), 1))], dim=1)
         outputs = run_forward(self._model, self._mask, token_inputs(self._args, fed, self._mask, self._cache))
@@ -258,23 +321,30 @@ class BatchedDecoder:
         logits: torch.Tensor = outputs.logits[:, -1]
         return logits
 
-    def _pick(self, logits: torch.Tensor) -> None:
-        """Each batch row's next id from ``logits [batch, vocab]``, handed to its row."""
-        greedy = [row.config.greedy for row in self._batch]
+    def _pick(self, rows: Sequence[BatchedRow], logits: torch.Tensor) -> None:
+        """Each row's next id from its row of ``logits [rows, vocab]``, handed to it."""
+        greedy = [row.config.greedy for row in rows]
         argmax = logits.argmax(dim=-1).tolist() if any(greedy) else []
-        for j, row in enumerate(self._batch):
+        for j, row in enumerate(rows):
             token = argmax[j] if greedy[j] else next_token(logits[j : j + 1], row.config, row.generator)
             row.accept(int(token))
 
     def _drop_finished(self) -> None:
-        """Take the rows that have ended out of the batch, the mask and the KV cache."""
-        keep = [j for j, row in enumerate(self._batch) if not row.finished]
-        if len(keep) == len(self._batch):
+        """Take the rows that have ended out of the batch, the mask and the KV cache, keeping the
+        state of each that asked for it (and did not fail)."""
+        leaving = [j for j, row in enumerate(self._batch) if row.finished]
+        if not leaving:
             return
+        assert self._mask is not None
+        for j in leaving:
+            row = self._batch[j]
+            if row.keep and row.finish_reason != "error" and joinable(self._cache):
+                start = int((self._mask[j] == 0).sum())
+                row.cache = HFKVCache(row_cache(self._cache, j, start))
+        keep = [j for j, row in enumerate(self._batch) if not row.finished]
         if not keep:
             self._release()
             return
-        assert self._mask is not None
         index = torch.tensor(keep, device=self._mask.device)
         with torch.inference_mode():
             self._cache = select_rows(self._cache, index)
@@ -285,14 +355,10 @@ class BatchedDecoder:
         self._batch, self._cache, self._mask = [], None, None
 
 
-def select_rows(cache: Any, index: torch.Tensor) -> Any:
-    """``cache`` with only the batch rows ``index``: in place for a transformers ``Cache``
-    (``batch_select_indices``, in 4.45+ and 5.x), a new tuple for the legacy tuple of
-    ``(keys, values)`` per layer."""
-    select = getattr(cache, "batch_select_indices", None)
-    if callable(select):
-        select(index)
-        return cache
-    if isinstance(cache, tuple):
-        return tuple(tuple(tensor[index] for tensor in layer) for layer in cache)
-    raise TypeError(f"cannot drop rows from a KV cache of type {type(cache).__name__}")
+@dataclass
+class Joining:
+    """A row added and not yet run: its prompt, and the cache of what comes before it (or None)."""
+
+    row: BatchedRow
+    prompt: torch.Tensor
+    past: Any

@@ -189,6 +189,10 @@ class HFBridge(anymodal.Bridge):
 
     supports_batching = True
 
+    def open_batch(self) -> BatchedDecoder:
+        """An empty :class:`~anymodal_hf.batched.BatchedDecoder` to add prompts to as they come."""
+        return BatchedDecoder(self._model, self.eos_token_ids, self.decode, self.device, self.dtype)
+
     def generate_batch(
         self, prompts: Sequence[torch.Tensor], configs: Sequence[anymodal.GenerationConfig]
     ) -> list[Iterator[str]]:
@@ -199,10 +203,13 @@ class HFBridge(anymodal.Bridge):
     def batch_decoder(
         self, prompts: Sequence[torch.Tensor], configs: Sequence[anymodal.GenerationConfig]
     ) -> BatchedDecoder:
-        """A :class:`~anymodal_hf.batched.BatchedDecoder` over ``prompts`` (see :meth:`generate_batch`),
-        for a caller that steps the batch itself and reads each row's ids and finish reason."""
-        embeds = [prompt.to(device=self.device, dtype=self.dtype) for prompt in prompts]
-        return BatchedDecoder(self._model, embeds, configs, self.eos_token_ids, self.decode)
+        """:meth:`open_batch` with ``prompts`` added, one config each."""
+        if len(prompts) != len(configs):
+            raise ValueError(f"{len(prompts)} prompts but {len(configs)} generation configs")
+        decoder = self.open_batch()
+        for prompt, config in zip(prompts, configs, strict=True):
+            decoder.add(prompt, config)
+        return decoder
 
     def add_lora(self, settings: anymodal.LoraSettings) -> None:
         if _is_peft(self._model):

@@ -343,3 +343,89 @@ def test_the_contracts_default_generates_one_prompt_at_a_time() -> None:
     assert list(streams[1]) == [] and bridge.started == [5, 3]
     with pytest.raises(ValueError, match="1 prompts but 2 generation configs"):
         bridge.generate_batch(prompts[:1], [Config(), Config()])
+
+
+# -- continuous batching: rows joining a running batch, and rows that keep their cache -----------
+
+
+def test_rows_added_mid_reply_join_the_running_batch_and_reply_as_alone(llm: HFBridge) -> None:
+    prompts = prompts_of(llm)
+    config = Config(max_new_tokens=12)
+    decoder = llm.open_batch()
+    first = [decoder.add(prompt, config) for prompt in prompts[:2]]
+    with Forwards(llm) as forwards:
+        for _ in range(4):
+            decoder.step()
+        late = [decoder.add(prompt, config) for prompt in prompts[2:]]
+        assert decoder.batch_size == 2  # they wait for the next step
+        decoder.step()
+        assert decoder.batch_size == 5  # joined: one cache of five rows
+        while decoder.step():
+            pass
+    for prompt, row in zip(prompts, [*first, *late], strict=True):
+        assert row.ids == alone_ids(llm, prompt, config)
+        assert row.finish_reason in ("length", "stop")
+    # the step they joined at: one forward of the running two, one of the three prompts together
+    assert forwards.sizes[4:6] == [2, 3]
+    assert forwards.cache_rows[6] == 5
+
+
+def test_a_kept_row_cache_continues_into_the_next_turn_in_another_batch(bridge: HFBridge) -> None:
+    turn_one, turn_two, other = prompts_of(bridge, (TEXTS[1], " and then?", TEXTS[3]))
+    config = Config(max_new_tokens=8)
+    decoder = bridge.open_batch()
+    kept = decoder.add(turn_one, config, keep=True)
+    unkept = decoder.add(other, config)
+    while decoder.step():
+        pass
+    assert kept.cache is not None and unkept.cache is None
+    assert kept.fed_ids == kept.ids[:-1]  # every reply id but the last ran through the model
+    assert kept.cache.length == turn_one.shape[1] + len(kept.fed_ids)
+    # Turn two continues the kept cache (joining a batch that is already running), after the last
+    # reply id, which the cache does not hold yet.
+    with torch.no_grad():
+        last = bridge.embed(torch.tensor([[kept.ids[-1]]]))
+    rest = torch.cat([last, turn_two], dim=1)
+    whole = torch.cat([turn_one, bridge.embed(torch.tensor([kept.fed_ids])), rest], dim=1)
+    later = bridge.open_batch()
+    busy = later.add(other, config)
+    later.step()
+    row = later.add(rest, config, past=kept.cache, keep=True)
+    while later.step():
+        pass
+    assert row.ids == alone_ids(bridge, whole, config)
+    assert busy.ids == unkept.ids
+    assert row.cache is not None and row.cache.length == whole.shape[1] + len(row.fed_ids)
+
+
+def test_rows_wait_for_a_batch_whose_cache_cannot_take_them(
+    bridge: HFBridge, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import anymodal_hf.batched
+
+    monkeypatch.setattr(anymodal_hf.batched, "joinable", lambda cache: False)
+    prompts = prompts_of(bridge)
+    decoder = bridge.open_batch()
+    early = decoder.add(prompts[0], Config(max_new_tokens=3))
+    decoder.step()
+    late = decoder.add(prompts[1], Config(max_new_tokens=3))
+    decoder.step()
+    assert decoder.batch_size == 1 and not late.ids  # waiting while the other runs
+    while decoder.step():
+        pass
+    assert early.ids == alone_ids(bridge, prompts[0], Config(max_new_tokens=3))
+    assert late.ids == alone_ids(bridge, prompts[1], Config(max_new_tokens=3))
+
+
+def test_a_row_closed_while_waiting_never_runs(bridge: HFBridge) -> None:
+    prompts = prompts_of(bridge)
+    decoder = bridge.open_batch()
+    running = decoder.add(prompts[0], Config(max_new_tokens=4))
+    decoder.step()
+    dropped = decoder.add(prompts[1], Config(max_new_tokens=4))
+    dropped.close()
+    with Forwards(bridge) as forwards:
+        while decoder.step():
+            pass
+    assert set(forwards.sizes) == {1} and dropped.ids == [] and dropped.finish_reason == "closed"
+    assert running.ids == alone_ids(bridge, prompts[0], Config(max_new_tokens=4))
