@@ -13,13 +13,18 @@ again, so every request is answered or, past the time bound, counted as refused;
 The reference is the straightforward way to the same answers: one process, the model loaded once
 (``ChatSession``, what ``anymodal chat`` runs, keeping its cache of encodings as the server
 keeps its own), the same questions asked one after another from files on disk. The ratio is
-the server's requests per second over the reference's: what HTTP, JSON, base64 and the queue
-cost, since the server too runs one request on the model at a time.
+the server's requests per second over the reference's.
 
 A second, short phase with ``--max-queue 2`` shows the refusals: most of the clients get 429s,
 which are counted, and none is lost.
 
+``--batching`` instead compares the server decoding concurrent requests together (as shipped,
+``generation.max_batch=16``) with the same server one request at a time
+(``generation.max_batch=1``), ``--clients`` (16) clients each, in one run; every answer to a body
+must be the same in both (greedy), and the ratio is their requests per second.
+
     python benchmarks/serving.py [--clients 32] [--requests 320] [--seconds 180]
+    python benchmarks/serving.py --batching [--clients 16] [--requests 320]
 """
 
 from __future__ import annotations
@@ -68,16 +73,39 @@ def part(part_type: str, media_type: str, data: bytes) -> dict[str, Any]:
     return {"type": part_type, part_type: {"url": f"data:{media_type};base64,{encoded}"}}
 
 
-def bodies() -> list[dict[str, Any]]:
+#: Questions with no file, which the demo model answers in about 32 tokens of small talk (any
+#: answer is right): the mix where decoding, not media, is most of a request's work.
+TEXT_QUESTIONS = [
+    "Tell me about yourself.",
+    "What can you do?",
+    "Hello there!",
+    "How are you today?",
+    "What is your name?",
+    "Say something nice.",
+]
+
+#: A request body and a word its answer must hold.
+Mix = list[tuple[dict[str, Any], str]]
+
+
+def bodies() -> Mix:
     """One request body per sample file."""
     made = []
-    for _, part_type, media_type, name, question, _ in QUESTIONS:
+    for _, part_type, media_type, name, question, word in QUESTIONS:
         content = [
             part(part_type, media_type, (EXAMPLES / name).read_bytes()),
             {"type": "text", "text": question},
         ]
-        made.append({"model": "builtin:demo", "messages": [{"role": "user", "content": content}]})
+        made.append(({"model": "builtin:demo", "messages": [{"role": "user", "content": content}]}, word))
     return made
+
+
+def text_bodies() -> Mix:
+    """One request body per question of :data:`TEXT_QUESTIONS`."""
+    return [
+        ({"model": "builtin:demo", "messages": [{"role": "user", "content": question}]}, "")
+        for question in TEXT_QUESTIONS
+    ]
 
 
 @dataclass
@@ -88,6 +116,8 @@ class Tally:
     wrong: int = 0
     refused: int = 0
     errors: list[str] = field(default_factory=list)
+    #: Every answer given to each body (by its index in :func:`bodies`).
+    answers: dict[int, set[str]] = field(default_factory=dict)
 
     def count(self, status: int) -> None:
         self.statuses[status] = self.statuses.get(status, 0) + 1
@@ -103,13 +133,15 @@ class Answer:
 
 async def one_request(
     client: httpx.AsyncClient,
-    body: dict[str, Any],
-    expected: str,
+    kind: int,
+    request: tuple[dict[str, Any], str],
     stream: bool,
     tally: Tally,
     deadline: float,
 ) -> None:
-    """Send ``body`` until it is answered (retrying 429s after Retry-After) or the time is up."""
+    """Send the body of ``request`` (a mix's ``kind``-th) until it is answered (retrying 429s
+    after Retry-After) or the time is up; its answer must hold the request's word."""
+    body, word = request
     start = time.perf_counter()
     while True:
         answer = await (streamed(client, body, start) if stream else plain(client, body))
@@ -118,7 +150,8 @@ async def one_request(
             tally.latencies.append(time.perf_counter() - start)
             if answer.first_token_s is not None:
                 tally.first_tokens.append(answer.first_token_s)
-            tally.wrong += expected not in answer.text
+            tally.wrong += word not in answer.text
+            tally.answers.setdefault(kind, set()).add(answer.text)
             return
         if answer.status != 429:
             tally.errors.append(f"{answer.status}: {answer.text[:200]}")
@@ -155,9 +188,12 @@ async def streamed(client: httpx.AsyncClient, body: dict[str, Any], start: float
     return Answer(200, text, first)
 
 
-async def load(url: str, clients: int, requests: int, seconds: float) -> tuple[Tally, float]:
-    """``requests`` requests from ``clients`` concurrent clients; the tally and the seconds taken."""
-    made = bodies()
+async def load(
+    url: str, clients: int, requests: int, seconds: float, made: Mix | None = None
+) -> tuple[Tally, float]:
+    """``requests`` requests of ``made`` (:func:`bodies` by default) from ``clients`` concurrent
+    clients; the tally and the seconds taken."""
+    made = made or bodies()
     tally = Tally()
     queue: asyncio.Queue[int] = asyncio.Queue()
     for index in range(requests):
@@ -173,7 +209,7 @@ async def load(url: str, clients: int, requests: int, seconds: float) -> tuple[T
                 except asyncio.QueueEmpty:
                     return
                 kind = index % len(made)
-                await one_request(client, made[kind], QUESTIONS[kind][5], index % 2 == 1, tally, deadline)
+                await one_request(client, kind, made[kind], index % 2 == 1, tally, deadline)
 
     await asyncio.gather(*(client_loop() for _ in range(clients)))
     tally.refused += queue.qsize()  # never sent: the time ran out
@@ -199,9 +235,12 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def start_server(max_queue: int) -> tuple[subprocess.Popen[bytes], str]:
+def start_server(max_queue: int, *options: str) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
-    command = [sys.executable, "-m", "anymodal", "serve", "--port", str(port), "--max-queue", str(max_queue)]
+    command = [
+        *(sys.executable, "-m", "anymodal", "serve", "--port", str(port), "--max-queue", str(max_queue)),
+        *options,
+    ]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=os.environ)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
@@ -250,18 +289,23 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-def phase(max_queue: int, clients: int, requests: int, seconds: float) -> dict[str, Any]:
-    process, url = start_server(max_queue)
+def phase(
+    max_queue: int, clients: int, requests: int, seconds: float, *options: str, made: Mix | None = None
+) -> tuple[dict[str, Any], Tally]:
+    """A server with ``max_queue`` (and ``options``) under ``clients``' load of ``made``: its
+    figures and tally."""
+    made = made or bodies()
+    process, url = start_server(max_queue, *options)
     try:
-        asyncio.run(load(url, len(QUESTIONS), len(QUESTIONS), seconds))  # warm-up: each kind once
+        asyncio.run(load(url, len(made), len(made), seconds, made))  # warm-up: each kind once
         before, cpu = rss_mib(process.pid), cpu_seconds(process.pid)
-        tally, elapsed = asyncio.run(load(url, clients, requests, seconds))
+        tally, elapsed = asyncio.run(load(url, clients, requests, seconds, made))
         after, cpu = rss_mib(process.pid), cpu_seconds(process.pid) - cpu
     finally:
         process.terminate()
         process.wait(timeout=30)
     answered = len(tally.latencies)
-    return {
+    figures = {
         "max_queue": max_queue,
         "clients": clients,
         "requests": requests,
@@ -282,33 +326,13 @@ def phase(max_queue: int, clients: int, requests: int, seconds: float) -> dict[s
         "rss_after_mib": round(after, 1),
         "rss_growth": round(after / before - 1, 4),
     }
+    return figures, tally
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--clients", type=int, default=32)
-    parser.add_argument("--requests", type=int, default=320)
-    parser.add_argument("--seconds", type=float, default=180.0, help="time bound of each phase")
-    parser.add_argument("--max-queue", type=int, default=32, help="the server's queue in the main phase")
-    parser.add_argument(
-        "--refusal-requests", type=int, default=96, help="requests of the --max-queue 2 phase"
-    )
-    args = parser.parse_args()
-
-    served = phase(args.max_queue, args.clients, args.requests, args.seconds)
-    direct, direct_cpu = reference(args.requests)
-    refusals = phase(2, args.clients, args.refusal_requests, args.seconds)
-    result = {
-        "served": served,
-        "reference_requests_per_s": round(direct, 2),
-        "reference_cpu_ms_per_request": round(direct_cpu, 1),
-        "served_over_reference": round(served["requests_per_s"] / direct, 3),
-        "small_queue": refusals,
-    }
-    print(json.dumps(result, indent=2))
-    failures = [
+def problems(name: str, run: dict[str, Any]) -> list[str]:
+    """What went wrong in one phase's figures."""
+    return [
         f"{name}: {problem}"
-        for name, run in (("served", served), ("small_queue", refusals))
         for problem, bad in (
             ("requests lost", run["lost"]),
             ("errors other than 429", len(run["errors"])),
@@ -317,6 +341,100 @@ def main() -> None:
         )
         if bad
     ]
+
+
+def compare_batching(clients: int, requests: int, seconds: float) -> None:
+    """Batching on against off, for the media mix and the text mix, one server after the other in
+    this run, and the model's decoding alone; exits non-zero on a problem."""
+    result: dict[str, Any] = {}
+    failures: list[str] = []
+    for mix, made in (("media", bodies()), ("text", text_bodies())):
+        runs = {
+            "batched": phase(clients, clients, requests, seconds, made=made),
+            "one_at_a_time": phase(
+                clients, clients, requests, seconds, "--set", "generation.max_batch=1", made=made
+            ),
+        }
+        answers = {name: tally.answers for name, (_, tally) in runs.items()}
+        same = answers["batched"] == answers["one_at_a_time"] and all(
+            len(texts) == 1 for texts in answers["batched"].values()
+        )
+        figures = {name: run for name, (run, _) in runs.items()}
+        on, off = figures["batched"]["requests_per_s"], figures["one_at_a_time"]["requests_per_s"]
+        result[mix] = {**figures, "batched_over_one_at_a_time": round(on / off, 2), "same_answers": same}
+        failures += [problem for name, run in figures.items() for problem in problems(f"{mix} {name}", run)]
+        if not same:
+            failures.append(f"{mix}: the answers differ between batching on and off")
+    result["decode_only"] = decode_only(clients)
+    print(json.dumps(result, indent=2))
+    if failures:
+        sys.exit("benchmark failed: " + "; ".join(failures))
+
+
+def decode_only(rows: int, repeats: int = 3) -> dict[str, Any]:
+    """The demo model's decoding of ``rows`` text prompts, in-process with no HTTP: one at a time
+    against together (:meth:`Bridge.generate_batch`), best of ``repeats``; what batching can give
+    when nothing else takes time."""
+    import torch
+
+    from anymodal.config import load_config
+    from anymodal.contract.registry import get_registry
+    from anymodal.runtime.chat import ChatMessage, ChatSession
+
+    registry = get_registry()
+    session = ChatSession.from_config(load_config(None, [], registry).config, registry)
+    prompts = []
+    for index in range(rows):
+        asked, text = session.for_messages([ChatMessage("user", TEXT_QUESTIONS[index % len(TEXT_QUESTIONS)])])
+        prompts.append(asked.begin_turn(text).embeds)
+    bridge, config = session.model.bridge, session.generation
+    alone, together = float("inf"), float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        one = [
+            "".join(bridge.generate(p, torch.ones(p.shape[:2], dtype=torch.long), config)) for p in prompts
+        ]
+        alone = min(alone, time.perf_counter() - start)
+        start = time.perf_counter()
+        batch = ["".join(row) for row in bridge.generate_batch(prompts, [config] * rows)]
+        together = min(together, time.perf_counter() - start)
+    return {
+        "rows": rows,
+        "one_at_a_time_s": round(alone, 4),
+        "batched_s": round(together, 4),
+        "batched_over_one_at_a_time": round(alone / together, 2),
+        "same_answers": one == batch,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--clients", type=int, help="concurrent clients [32; 16 with --batching]")
+    parser.add_argument("--requests", type=int, default=320)
+    parser.add_argument("--seconds", type=float, default=180.0, help="time bound of each phase")
+    parser.add_argument("--max-queue", type=int, default=32, help="the server's queue in the main phase")
+    parser.add_argument(
+        "--refusal-requests", type=int, default=96, help="requests of the --max-queue 2 phase"
+    )
+    parser.add_argument("--batching", action="store_true", help="batching on against off instead")
+    args = parser.parse_args()
+    if args.batching:
+        compare_batching(args.clients or 16, args.requests, args.seconds)
+        return
+    clients = args.clients or 32
+
+    served, _ = phase(args.max_queue, clients, args.requests, args.seconds)
+    direct, direct_cpu = reference(args.requests)
+    refusals, _ = phase(2, clients, args.refusal_requests, args.seconds)
+    result = {
+        "served": served,
+        "reference_requests_per_s": round(direct, 2),
+        "reference_cpu_ms_per_request": round(direct_cpu, 1),
+        "served_over_reference": round(served["requests_per_s"] / direct, 3),
+        "small_queue": refusals,
+    }
+    print(json.dumps(result, indent=2))
+    failures = problems("served", served) + problems("small_queue", refusals)
     if failures:
         sys.exit("benchmark failed: " + "; ".join(failures))
 

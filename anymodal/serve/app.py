@@ -68,7 +68,7 @@ async def _stream(reply: Reply, model_id: str, include_usage: bool) -> AsyncIter
     try:
         yield chunk({"role": "assistant", "content": ""})
         while True:
-            piece = await anyio.to_thread.run_sync(reply.step)
+            piece = await reply.astep()
             if piece is None:
                 break
             if piece:

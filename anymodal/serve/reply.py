@@ -7,6 +7,8 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 
+import anyio
+
 from anymodal.runtime.chat import ChatSession
 from anymodal.serve import responses
 
@@ -26,6 +28,11 @@ class Reply(ABC):
     @abstractmethod
     def step(self) -> str | None:
         """The next piece of text, or None at the end (blocks: call it from a worker thread)."""
+
+    async def astep(self) -> str | None:
+        """:meth:`step` for the event loop: the next piece, or None at the end, without blocking
+        it (here :meth:`step` in a worker thread)."""
+        return await anyio.to_thread.run_sync(self.step)
 
     @abstractmethod
     def complete(self) -> tuple[str, str, dict[str, int]]:

@@ -19,8 +19,8 @@ error, and the next request starts a fresh batch.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-import queue
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
@@ -36,17 +36,25 @@ Finish = Callable[[ChatSession, Sequence[str], Ticket], None]
 
 
 class BatchedReply(Reply):
-    """A reply generated as a row of the running batch: its pieces arrive on a queue."""
+    """A reply generated as a row of the running batch. The scheduler hands it its pieces; its
+    reader wakes only when it has something to read: each new piece when it streams (all the
+    pieces that came since, as one), only the end when it waits for the whole reply, so that a
+    step of many rows does not wake every request's thread."""
 
     def __init__(
         self, scheduler: Scheduler, session: ChatSession, count_tokens: Callable[[str], int]
     ) -> None:
         super().__init__(session, 0, count_tokens)
         self._scheduler = scheduler
-        self._pieces: queue.Queue[str | BaseException | None] = queue.Queue()
+        self._ready = threading.Condition()
+        self._pieces: list[str] = []
+        self._end: BaseException | None = None
+        self._ended = False  # the scheduler has handed over the end
+        self._read_all = False  # the reader has taken the end
+        self._streaming = False  # the reader waits for pieces, not only for the end
+        self._wake: tuple[asyncio.AbstractEventLoop, asyncio.Future[None]] | None = None
         self._started = threading.Event()
         self._start_error: BaseException | None = None
-        self._ended = False
 
     def wait_started(self) -> None:
         """Block until the reply's prompt is in the batch; raise what stopped it getting there."""
@@ -55,24 +63,53 @@ class BatchedReply(Reply):
             raise self._start_error
 
     def step(self) -> str | None:
-        if self._ended:
+        with self._ready:
+            self._streaming = True
+            while not self._pieces and not self._ended:
+                self._ready.wait()
+            return self._take_pieces()
+
+    async def astep(self) -> str | None:
+        """The next pieces as one, or None at the end; the scheduler wakes the event loop itself
+        (``call_soon_threadsafe``), with no worker thread in between."""
+        while True:
+            with self._ready:
+                if self._pieces or self._ended:
+                    return self._take_pieces()
+                loop = asyncio.get_running_loop()
+                woken = loop.create_future()
+                self._wake = (loop, woken)
+            await woken
+
+    def _take_pieces(self) -> str | None:
+        """Every piece that came since the last read, as one; None, or the error, at the end
+        (call it holding ``_ready``)."""
+        if self._read_all:
             return None
-        item = self._pieces.get()
-        if item is None or isinstance(item, BaseException):
-            self._ended = True
-            if item is not None:
-                raise item
+        pieces, self._pieces = self._pieces, []
+        if not pieces:
+            self._take_end()
             return None
-        self.text += item
-        return item
+        text = "".join(pieces)
+        self.text += text
+        return text
 
     def complete(self) -> tuple[str, str, dict[str, int]]:
         try:
-            while self.step() is not None:
-                pass
+            with self._ready:
+                while not self._ended:
+                    self._ready.wait()
+                self.text += "".join(self._pieces)
+                self._pieces = []
+                self._take_end()
         finally:
             self.close_soon()
         return (self.text, *self.usage())
+
+    def _take_end(self) -> None:
+        self._read_all = True
+        if self._end is not None:
+            raise self._end
 
     def close_soon(self) -> None:
         self._scheduler.cancel(self)
@@ -83,8 +120,31 @@ class BatchedReply(Reply):
         self._start_error = error
         self._started.set()
 
-    def put(self, item: str | BaseException | None) -> None:
-        self._pieces.put(item)
+    def put(self, piece: str) -> None:
+        with self._ready:
+            self._pieces.append(piece)
+            if self._streaming:
+                self._ready.notify()
+            self._wake_loop()
+
+    def end(self, error: BaseException | None) -> None:
+        """No more pieces: the reply ended, or failed with ``error``."""
+        with self._ready:
+            self._ended, self._end = True, error
+            self._ready.notify()
+            self._wake_loop()
+
+    def _wake_loop(self) -> None:
+        if self._wake is None:
+            return
+        (loop, woken), self._wake = self._wake, None
+        with contextlib.suppress(RuntimeError):  # the loop has closed: nobody is reading
+            loop.call_soon_threadsafe(_resolve, woken)
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 @dataclass(eq=False)
@@ -245,7 +305,7 @@ class Scheduler:
             prompt.turn.interrupted = row.finish_reason not in ("stop", "length")
             job.session.end_turn(prompt, row.cache, row.fed_ids)
             self._finish_request(job.session, job.keys, job.ticket)
-            job.reply.put(error)  # None ends the reply
+            job.reply.end(error)
 
     def _abandon(self) -> None:
         """Fail every request still here: the model thread has stopped."""
@@ -257,4 +317,4 @@ class Scheduler:
         for job in jobs:
             job.ticket.release()
             job.reply.started(stopped)
-            job.reply.put(stopped)
+            job.reply.end(stopped)

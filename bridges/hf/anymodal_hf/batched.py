@@ -180,7 +180,7 @@ class BatchedDecoder(anymodal.GenerationBatch):
         self._decode = decode
         self._device = device
         self._dtype = dtype
-        self.rows: list[BatchedRow] = []
+        self._added = 0  # rows added so far (a row's index)
         self._waiting: list[Joining] = []  # added, not yet run
         self._batch: list[BatchedRow] = []  # the rows in the cache, in its batch order
         self._cache: Any = None
@@ -206,14 +206,14 @@ class BatchedDecoder(anymodal.GenerationBatch):
             raise RuntimeError("a forward of the batch failed") from self.error
         row = BatchedRow(
             self,
-            len(self.rows),
+            self._added,
             config,
             self._eos,
             self._decode,
             seeded_generator(config, self._device),
             keep,
         )
-        self.rows.append(row)
+        self._added += 1
         prompt = inputs_embeds.to(device=self._device, dtype=self._dtype)
         self._waiting.append(Joining(row, prompt, None if past is None else past.cache))
         return row
@@ -226,7 +226,8 @@ class BatchedDecoder(anymodal.GenerationBatch):
     @property
     def live(self) -> list[BatchedRow]:
         """The rows still generating, those waiting to join included."""
-        return [row for row in self.rows if not row.finished]
+        rows = [*(item.row for item in self._waiting), *self._batch]
+        return [row for row in rows if not row.finished]
 
     def step(self) -> bool:
         """Advance every live row by one token, rows added since the last step running their
@@ -253,7 +254,7 @@ class BatchedDecoder(anymodal.GenerationBatch):
 
     def close(self) -> None:
         """End every row and free the batch's cache."""
-        for row in self.rows:
+        for row in self.live:
             row.close()
         self._waiting.clear()
         self._drop_finished()

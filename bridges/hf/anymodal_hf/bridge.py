@@ -11,7 +11,7 @@ from torch import nn
 
 import anymodal
 from anymodal_hf import loading, lora
-from anymodal_hf.batched import BatchedDecoder
+from anymodal_hf.batched import BatchedDecoder, BatchedRow
 from anymodal_hf.generation import ForwardArgs, LoopState, decode_loop, drop_last
 from anymodal_hf.kv import HFKVCache, croppable
 from anymodal_hf.streaming import stream_text
@@ -198,18 +198,17 @@ class HFBridge(anymodal.Bridge):
     ) -> list[Iterator[str]]:
         """The replies to ``prompts`` (``inputs_embeds [1, seq_i, hidden]`` each), decoded together:
         each a :class:`~anymodal_hf.batched.BatchedRow`, streaming as :meth:`generate` does alone."""
-        return list(self.batch_decoder(prompts, configs).rows)
+        return list(self.batch_decoder(prompts, configs)[1])
 
     def batch_decoder(
         self, prompts: Sequence[torch.Tensor], configs: Sequence[anymodal.GenerationConfig]
-    ) -> BatchedDecoder:
-        """:meth:`open_batch` with ``prompts`` added, one config each."""
+    ) -> tuple[BatchedDecoder, list[BatchedRow]]:
+        """:meth:`open_batch` with ``prompts`` added, one config each, and their rows."""
         if len(prompts) != len(configs):
             raise ValueError(f"{len(prompts)} prompts but {len(configs)} generation configs")
         decoder = self.open_batch()
-        for prompt, config in zip(prompts, configs, strict=True):
-            decoder.add(prompt, config)
-        return decoder
+        rows = [decoder.add(prompt, config) for prompt, config in zip(prompts, configs, strict=True)]
+        return decoder, rows
 
     def add_lora(self, settings: anymodal.LoraSettings) -> None:
         if _is_peft(self._model):

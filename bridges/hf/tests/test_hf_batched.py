@@ -94,14 +94,14 @@ def test_greedy_rows_equal_their_prompts_generated_alone(llm: HFBridge) -> None:
     prompts = prompts_of(llm)
     assert len({p.shape[1] for p in prompts}) == len(prompts)  # every row padded differently
     config = Config(max_new_tokens=16)
-    decoder = llm.batch_decoder(prompts, [config] * len(prompts))
-    texts = ["".join(row) for row in decoder.rows]
-    for prompt, row, text in zip(prompts, decoder.rows, texts, strict=True):
+    _, rows = llm.batch_decoder(prompts, [config] * len(prompts))
+    texts = ["".join(row) for row in rows]
+    for prompt, row, text in zip(prompts, rows, texts, strict=True):
         expected = alone_ids(llm, prompt, config)
         assert row.ids == expected
         assert text == llm.decode(expected)
         assert len(set(expected)) > 1  # a reply stuck on one token would prove little
-    assert len({tuple(row.ids) for row in decoder.rows}) == len(prompts)
+    assert len({tuple(row.ids) for row in rows}) == len(prompts)
 
 
 def test_rows_leave_when_they_end_and_the_others_go_on_unchanged(llm: HFBridge) -> None:
@@ -134,16 +134,16 @@ def test_finish_reasons_and_a_row_of_no_tokens_never_runs(bridge: HFBridge) -> N
     prompts = prompts_of(bridge)[:3]
     configs = [Config(max_new_tokens=0), Config(max_new_tokens=2), Config(max_new_tokens=4)]
     with Forwards(bridge) as forwards:
-        decoder = bridge.batch_decoder(prompts, configs)
-        assert decoder.rows[0].finish_reason == "length" and decoder.batch_size == 0
+        decoder, rows = bridge.batch_decoder(prompts, configs)
+        assert rows[0].finish_reason == "length" and decoder.batch_size == 0
         steps = 0
         while decoder.step():
             steps += 1
     assert forwards.sizes == [2, 2, 1, 1] and steps == 3
-    assert [len(row.ids) for row in decoder.rows] == [0, 2, 4]
-    assert [row.finish_reason for row in decoder.rows] == ["length"] * 3
+    assert [len(row.ids) for row in rows] == [0, 2, 4]
+    assert [row.finish_reason for row in rows] == ["length"] * 3
     assert decoder.batch_size == 0 and not decoder.step()  # spent: a no-op
-    assert list(decoder.rows[0]) == []
+    assert list(rows[0]) == []
 
 
 def test_a_row_closed_early_leaves_and_the_others_are_unchanged(llm: HFBridge) -> None:
@@ -178,13 +178,13 @@ def test_sampling_rows_draw_what_they_draw_alone(llm: HFBridge) -> None:
         Config(max_new_tokens=14, do_sample=True, temperature=0.7, top_p=0.9, seed=5),
         Config(max_new_tokens=9, do_sample=True, temperature=1.3, top_p=0.95, seed=11),
     ]
-    decoder = llm.batch_decoder(prompts, configs)
+    decoder, rows = llm.batch_decoder(prompts, configs)
     while decoder.step():
         pass
-    for prompt, config, row in zip(prompts, configs, decoder.rows, strict=True):
+    for prompt, config, row in zip(prompts, configs, rows, strict=True):
         assert row.ids == alone_ids(llm, prompt, config)
     greedy = alone_ids(llm, prompts[0], Config(max_new_tokens=14))
-    assert decoder.rows[0].ids != greedy  # sampling really sampled
+    assert rows[0].ids != greedy  # sampling really sampled
 
 
 def test_a_batch_of_one_is_generate(bridge: HFBridge, make_prompt) -> None:
@@ -215,15 +215,15 @@ def test_stop_ids_trim_tokens_and_stop_strings_per_row_are_generates() -> None:
         Config(max_new_tokens=4, trim_tokens=1),
         Config(max_new_tokens=100, stop=("ed ci", "User:")),
     ]
-    decoder = bridge.batch_decoder(prompts, configs)
-    texts = ["".join(row) for row in decoder.rows]
-    for prompt, config, row, text in zip(prompts, configs, decoder.rows, texts, strict=True):
+    _, rows = bridge.batch_decoder(prompts, configs)
+    texts = ["".join(row) for row in rows]
+    for prompt, config, row, text in zip(prompts, configs, rows, texts, strict=True):
         assert text == alone_text(bridge, prompt, config)
         if not config.stop:
             assert row.ids == alone_ids(bridge, prompt, config)
     cut = [REPLY, *(bridge.decode(script[:n]) for n in (5, 4, len(script) - 1, 3)), "A r"]
     assert texts == cut
-    assert [row.finish_reason for row in decoder.rows] == ["stop", "stop", "stop", "stop", "length", "stop"]
+    assert [row.finish_reason for row in rows] == ["stop", "stop", "stop", "stop", "length", "stop"]
 
 
 def test_multibyte_rows_stream_whole_characters() -> None:
@@ -244,12 +244,12 @@ def test_rows_read_in_turn_step_the_batch_once_for_all(bridge: HFBridge) -> None
     prompts = prompts_of(bridge)[:3]
     config = Config(max_new_tokens=10)
     with Forwards(bridge) as forwards:
-        decoder = bridge.batch_decoder(prompts, [config] * 3)
+        decoder, rows = bridge.batch_decoder(prompts, [config] * 3)
         drained: list[list[str]] = [[], [], []]
         while decoder.step():
-            for row, pieces in zip(decoder.rows, drained, strict=True):
+            for row, pieces in zip(rows, drained, strict=True):
                 pieces.extend(row.drain())
-        for row, pieces in zip(decoder.rows, drained, strict=True):
+        for row, pieces in zip(rows, drained, strict=True):
             pieces.extend(row.drain())
     assert forwards.sizes == [3] * 10
     for prompt, pieces in zip(prompts, drained, strict=True):
@@ -429,3 +429,22 @@ def test_a_row_closed_while_waiting_never_runs(bridge: HFBridge) -> None:
             pass
     assert set(forwards.sizes) == {1} and dropped.ids == [] and dropped.finish_reason == "closed"
     assert running.ids == alone_ids(bridge, prompts[0], Config(max_new_tokens=4))
+
+
+def test_a_long_lived_batch_lets_go_of_the_rows_that_ended(bridge: HFBridge) -> None:
+    """A server's batch lives as long as the server: a row it still held after its end would keep
+    its reply and its kept cache alive for good."""
+    import gc
+    import weakref
+
+    decoder = bridge.open_batch()
+    staying = decoder.add(prompts_of(bridge)[0], Config(max_new_tokens=30))
+    row = decoder.add(prompts_of(bridge)[1], Config(max_new_tokens=2), keep=True)
+    gone = weakref.ref(row)
+    while not row.finished:
+        decoder.step()
+    decoder.step()
+    assert row.cache is not None and not staying.finished
+    del row
+    gc.collect()
+    assert gone() is None
