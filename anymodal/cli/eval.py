@@ -75,7 +75,9 @@ def eval_command() -> click.Command:
         total = sum(len(record.items) for record in records)
         items, chosen = plural(total, "item"), plural(len(records), "record")
         click.echo(f"evaluating {loaded.source} on {items} from {chosen}", err=True)
-        run = run_records(session, records, progress=_progress_lines())
+        run = run_records(
+            session, records, progress=_progress_lines(), max_batch=loaded.config.generation.max_batch
+        )
         for source, error in run.failed:
             click.echo(f"skipped {source}: {error}", err=True)
         click.echo(format_table(summarise(item.outcome() for item in run.scored)))

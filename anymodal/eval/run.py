@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -71,42 +71,62 @@ def run_records(
     session: ChatSession,
     records: Sequence[EvalRecord],
     progress: Callable[[int, int], None] | None = None,
+    max_batch: int = 1,
 ) -> EvalRun:
     """Ask the model about every item: a fresh conversation per item, with the record's media.
 
-    A record's files are decoded and encoded once for all its items (a session per record, sharing
-    ``session``'s model, processor and generation settings, keeps the cache of encodings to the
-    record, so it does not grow with the dataset). ``progress(done, total)`` follows each item. A
-    record whose media fail to load (a corrupt file) is listed in ``failed`` and skipped.
+    A record's files are decoded and encoded once for all its items (its items' sessions share a
+    cache of encodings kept to the record, so it does not grow with the dataset, and ``session``'s
+    model, processor, generation settings and kept KV caches). Up to ``max_batch`` items are
+    decoded together when the model's bridge can (``generation.max_batch``), the next record's
+    media read as places free up; the replies are the same either way (greedy).
+    ``progress(done, total)`` follows each item. A record whose media fail to load (a corrupt
+    file) is listed in ``failed`` and skipped.
     """
+    from anymodal.runtime.batching import ask_together
     from anymodal.runtime.chat import ChatSession
 
     total = sum(len(record.items) for record in records)
-    run, done = EvalRun(), 0
-    for record in records:
-        per_record = ChatSession(
-            session.model,
-            session.processor,
-            session.generation,
-            session.system_prompt,
-            prefixes=session.prefixes,  # a record's items share their prompt's start: its media
-        )
-        try:
-            prepared = [per_record.model.prepare(modality, path) for modality, path in record.media]
-            for inputs in prepared:
-                _ = inputs.key  # hash now, as the file is when it was read
-        except AnymodalError as error:
-            run.failed.append((record.source, str(error)))
-            done += len(record.items)
-            continue
-        for item in record.items:
-            per_record.reset()
-            per_record.pending.extend(prepared)
-            reply = "".join(per_record.ask(item.question))
-            run.scored.append(ScoredItem(record, item, reply, item.score(reply)))
-            done += 1
-            if progress is not None:
-                progress(done, total)
+    run, asked = EvalRun(), []
+    done = 0
+
+    def asks() -> Iterator[tuple[ChatSession, str]]:
+        nonlocal done
+        for record in records:
+            # a record's items share their prompt's start, its media: the KV caches are shared too
+            per_record = ChatSession(
+                session.model,
+                session.processor,
+                session.generation,
+                session.system_prompt,
+                prefixes=session.prefixes,
+            )
+            try:
+                prepared = [per_record.model.prepare(modality, path) for modality, path in record.media]
+                for inputs in prepared:
+                    _ = inputs.key  # hash now, as the file is when it was read
+            except AnymodalError as error:
+                run.failed.append((record.source, str(error)))
+                done += len(record.items)
+                continue
+            for item in record.items:
+                asked.append((record, item))
+                yield per_record.fork(prepared), item.question
+
+    if max_batch > 1 and session.model.bridge.supports_batching:
+        answers = ask_together(asks(), max_batch)
+    else:
+        answers = ((index, "".join(one.ask(text))) for index, (one, text) in enumerate(asks()))
+    replies: dict[int, str] = {}
+    for index, reply in answers:
+        replies[index] = reply
+        done += 1
+        if progress is not None:
+            progress(done, total)
+    run.scored = [
+        ScoredItem(record, item, replies[index], item.score(replies[index]))
+        for index, (record, item) in enumerate(asked)
+    ]
     return run
 
 

@@ -175,6 +175,20 @@ class ChatSession:
         )
         return session, current.user
 
+    def fork(self, pending: Sequence[PreparedInput] = ()) -> ChatSession:
+        """A new session with no history and ``pending`` attached, sharing this one's model,
+        processor, settings, system prompt, encodings and kept KV caches: a fresh conversation
+        about inputs this one may have encoded already."""
+        return ChatSession(
+            self.model,
+            self.processor,
+            self.generation,
+            self.system_prompt,
+            pending=list(pending),
+            _cache=self._cache,
+            prefixes=self.prefixes,
+        )
+
     def prompt_tokens(self, text: str) -> int:
         """How many tokens the prompt of :meth:`ask` ``(text)`` has, each input's tokens included;
         raises the UsageError :meth:`ask` would (placeholders that do not match the inputs)."""
@@ -224,13 +238,18 @@ class ChatSession:
         into the cache of encodings the prompts take them from."""
         missing = list({item.key: item for item in inputs if item.key not in self._cache}.values())
         if missing:
-            for item, projected in zip(missing, self.model.encode(missing), strict=True):
-                self._cache[item.key] = projected
+            self.remember(dict(zip((item.key for item in missing), self.model.encode(missing), strict=True)))
             self.encoded_count += sum(item.encoded is None for item in missing)
 
-    def inputs(self) -> list[PreparedInput]:
-        """Every input of the history and those attached: what the next prompt shows."""
-        return [item for turn in self.history for item in turn.inputs] + list(self.pending)
+    def unencoded(self) -> list[PreparedInput]:
+        """The inputs the next prompt shows (the history's and those attached) not encoded yet."""
+        inputs = [item for turn in self.history for item in turn.inputs] + list(self.pending)
+        return [item for item in inputs if item.key not in self._cache]
+
+    def remember(self, projected: dict[str, torch.Tensor]) -> None:
+        """Keep projected inputs ``{content key: [tokens, hidden]}`` encoded elsewhere (the inputs
+        of several sessions encoded together), for the prompts to take."""
+        self._cache.update(projected)
 
     def _stream(self, prompt: TurnPrompt, pieces: Iterator[str]) -> Iterator[str]:
         turn = prompt.turn

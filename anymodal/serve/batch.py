@@ -32,7 +32,9 @@ import logging
 import os
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -281,24 +283,42 @@ def run(
     service: Service | None,
     on_line: Callable[[Mapping[str, Any]], None] | None = None,
 ) -> Summary:
-    """Answer ``plan``'s lines left to do, appending each output line as it is answered; ``on_line``
-    sees each one once it is on disk. ``service`` may be None only when nothing is left to do."""
+    """Answer ``plan``'s lines left to do, appending each output line as it is answered, in the
+    input's order; ``on_line`` sees each one once it is on disk. As many requests run at once as
+    the service decodes together (``generation.max_batch``), each in its own thread; a line is
+    written when it and every line before it are answered. ``service`` may be None only when
+    nothing is left to do."""
     todo = plan.todo
     if todo and service is None:
         raise ValueError("a Service is needed to answer the batch's requests")
     started = time.monotonic()
     succeeded = failed = 0
-    with open_output(plan) as write, plan.input.open("rb") as source:
-        for line in todo:
-            assert service is not None
-            record = answer_line(line, source, service)
-            write(record)
-            if is_success(record):
-                succeeded += 1
-            else:
-                failed += 1
-            if on_line is not None:
-                on_line(record)
+    window = service.worker.slots if service is not None else 1
+    pool = ThreadPoolExecutor(max_workers=window, thread_name_prefix="anymodal-batch")
+    try:
+        with open_output(plan) as write, plan.input.open("rb") as source:
+            answering: deque[Future[dict[str, Any]]] = deque()
+            lines = iter(todo)
+            while True:
+                while service is not None and len(answering) < window:
+                    line = next(lines, None)
+                    if line is None:
+                        break
+                    answering.append(
+                        pool.submit(answer_read, line, read_line(line, source, service), service)
+                    )
+                if not answering:
+                    break
+                record = answering.popleft().result()
+                write(record)
+                if is_success(record):
+                    succeeded += 1
+                else:
+                    failed += 1
+                if on_line is not None:
+                    on_line(record)
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
     return Summary(
         input=str(plan.input),
         output=str(plan.output),
@@ -318,8 +338,14 @@ def is_success(record: Mapping[str, Any]) -> bool:
     return isinstance(response, Mapping) and response.get("status_code") == 200
 
 
-def answer_line(line: InputLine, source: IO[bytes], service: Service) -> dict[str, Any]:
-    """The output line of one input line (``source`` is the input, open to read its body)."""
+#: An input line read: the output line already (a line that is no request, or too large), or
+#: the request's url and body.
+ReadLine = dict[str, Any] | tuple[str, Any]
+
+
+def read_line(line: InputLine, source: IO[bytes], service: Service) -> ReadLine:
+    """What :func:`answer_read` answers for ``line``, read from ``source`` (in one thread: the
+    reads share its position)."""
     if line.problem is not None or line.url is None:
         problem = line.problem or LineError("invalid_line", f"line {line.number} is not a request")
         error = {**dataclasses.asdict(problem), "line": line.number}
@@ -327,11 +353,16 @@ def answer_line(line: InputLine, source: IO[bytes], service: Service) -> dict[st
     limit_mb = service.options.max_request_mb
     if line.size > limit_mb * 2**20:
         message = f"the request is larger than the limit of {limit_mb:g} MB (--max-request-mb)"
-        status, body = _refusal(ApiError(413, message, code="request_too_large"))
-    else:
-        status, body = answer(service, line.url, _body(line, source), line.custom_id)
-    response = {"status_code": status, "request_id": uuid.uuid4().hex, "body": body}
-    return {"id": _record_id(), "custom_id": line.custom_id, "response": response, "error": None}
+        return _record(line, *_refusal(ApiError(413, message, code="request_too_large")))
+    return line.url, _body(line, source)
+
+
+def answer_read(line: InputLine, read: ReadLine, service: Service) -> dict[str, Any]:
+    """The output line of ``line``, read as :func:`read_line` read it (blocks while it runs)."""
+    if isinstance(read, dict):
+        return read
+    url, body = read
+    return _record(line, *answer(service, url, body, line.custom_id))
 
 
 def _body(line: InputLine, source: IO[bytes]) -> Any:
@@ -348,6 +379,11 @@ def _body(line: InputLine, source: IO[bytes]) -> Any:
             hint="rerun the same command: it goes on from the results written so far",
         )
     return request.get("body")
+
+
+def _record(line: InputLine, status: int, body: dict[str, Any]) -> dict[str, Any]:
+    response = {"status_code": status, "request_id": uuid.uuid4().hex, "body": body}
+    return {"id": _record_id(), "custom_id": line.custom_id, "response": response, "error": None}
 
 
 def answer(service: Service, url: str, body: Any, custom_id: str | None = None) -> tuple[int, dict[str, Any]]:
@@ -444,11 +480,12 @@ __all__ = [
     "Plan",
     "Summary",
     "answer",
-    "answer_line",
+    "answer_read",
     "is_success",
     "open_output",
     "plan",
     "read_input",
+    "read_line",
     "read_output",
     "records",
     "run",

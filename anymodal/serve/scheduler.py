@@ -26,8 +26,9 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 
-from anymodal.contract.bridge import BatchRow, GenerationBatch
-from anymodal.runtime.chat import ChatSession, TurnPrompt
+from anymodal.contract.bridge import GenerationBatch
+from anymodal.runtime.batching import BatchedTurn, encode_together
+from anymodal.runtime.chat import ChatSession
 from anymodal.serve.reply import Reply
 from anymodal.serve.worker import ModelThread, Ticket
 
@@ -156,8 +157,7 @@ class Job:
     keys: Sequence[str]
     ticket: Ticket
     reply: BatchedReply
-    prompt: TurnPrompt | None = None
-    row: BatchRow | None = field(default=None, repr=False)
+    turn: BatchedTurn | None = field(default=None, repr=False)
 
 
 class Scheduler:
@@ -257,8 +257,8 @@ class Scheduler:
         with self._lock:
             cancelled, self._cancelled = self._cancelled, set()
         for job in self._running:
-            if job.reply in cancelled and job.row is not None:
-                job.row.close()
+            if job.reply in cancelled and job.turn is not None:
+                job.turn.row.close()
 
     def _start_waiting(self) -> None:
         with self._lock:
@@ -269,7 +269,7 @@ class Scheduler:
         # Every input not encoded yet, encoded together. Should that fail, each request encodes
         # its own below, so that only the one at fault fails (with the encoder's error).
         with contextlib.suppress(Exception):
-            starting[0].session.encode([item for job in starting for item in job.session.inputs()])
+            encode_together([job.session for job in starting])
         for job in starting:
             try:
                 self._start(job)
@@ -283,27 +283,22 @@ class Scheduler:
                 job.reply.started(None)
 
     def _start(self, job: Job) -> None:
-        session = job.session
-        job.reply.prompt_tokens = session.prompt_tokens(job.text)
-        job.prompt = session.begin_turn(job.text)
+        job.reply.prompt_tokens = job.session.prompt_tokens(job.text)
         if self._batch is None:
-            self._batch = session.model.bridge.open_batch()
-        keep = session.prefixes is not None
-        job.row = self._batch.add(job.prompt.embeds, session.generation, job.prompt.past, keep=keep)
+            self._batch = job.session.model.bridge.open_batch()
+        job.turn = BatchedTurn.start(self._batch, job.session, job.text)
 
     def _deliver(self, error: BaseException | None) -> None:
         """Every running row's new text to its reply; rows that ended hand their turn back."""
         for job in list(self._running):
-            row, prompt = job.row, job.prompt
-            assert row is not None and prompt is not None
-            for piece in row.drain():
-                prompt.turn.reply += piece
+            turn = job.turn
+            assert turn is not None
+            for piece in turn.drain():
                 job.reply.put(piece)
-            if not row.finished and error is None:
+            if not turn.row.finished and error is None:
                 continue
             self._running.remove(job)
-            prompt.turn.interrupted = row.finish_reason not in ("stop", "length")
-            job.session.end_turn(prompt, row.cache, row.fed_ids)
+            turn.end()
             self._finish_request(job.session, job.keys, job.ticket)
             job.reply.end(error)
 

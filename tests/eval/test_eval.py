@@ -350,3 +350,36 @@ def test_a_model_that_does_not_load_is_one_error_line(
     assert main(["eval", str(config), "--data", str(dataset)]) == 1
     err = capsys.readouterr().err
     assert err.count("error: ") == 1 and f"the model is missing 1 file: {tmp_path / 'no-llm'}" in err
+
+
+def test_items_decoded_together_get_the_replies_they_get_one_at_a_time(
+    dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A random tiny Llama (every prompt its own reply): ``generation.max_batch`` 4 against 1."""
+    from anymodal_hf.bridge import HFBridge
+
+    from anymodal.runtime.tiny_llm import save_tiny_llm
+
+    model = tmp_path / "random"
+    save_tiny_llm(model / "llm", seed=11)
+    (model / "anymodal.yaml").write_text(
+        "model:\n  llm: {path: ./llm}\n  template: plain\n  modalities:\n    toy: {}\n"
+        "generation: {max_new_tokens: 10}\n"
+    )
+    batches: list[int] = []
+    open_batch = HFBridge.open_batch
+
+    def counted(bridge: HFBridge) -> Any:
+        batches.append(1)
+        return open_batch(bridge)
+
+    monkeypatch.setattr(HFBridge, "open_batch", counted)
+    details = {}
+    for size in (4, 1):
+        output = tmp_path / f"eval-{size}.json"
+        command = ["eval", str(model), "--data", str(dataset), "--output", str(output)]
+        assert main([*command, "--set", f"generation.max_batch={size}"]) == 0, capsys.readouterr().err
+        details[size] = json.loads(output.read_text())["items_detail"]
+    assert batches == [1]  # max_batch 4 decoded in one batch; max_batch 1 never opened one
+    assert details[4] == details[1]
+    assert len({item["reply"] for item in details[1]}) > 2

@@ -561,8 +561,8 @@ def test_killed_part_way_a_rerun_gives_every_line_once_as_an_unbroken_run(
         "ANYMODAL_TEST_LOAD_S": "0.25",
     }
     command = [sys.executable, "-m", "anymodal", "batch", str(source), "-o", str(out)]
-    process = subprocess.Popen(
-        [*command, "--model", str(config_file)],
+    process = subprocess.Popen(  # four requests at a time, so that lines come out as the run goes
+        [*command, "--model", str(config_file), "--set", "generation.max_batch=4"],
         env=env,
         cwd=tmp_path,
         stdout=subprocess.DEVNULL,

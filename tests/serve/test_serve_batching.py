@@ -287,3 +287,39 @@ def test_the_command_batches_as_the_config_says(tmp_path: Path):
     loaded = load("builtin:demo", ["generation.max_batch=3", "generation.batch_wait_ms=2"])
     options = serve_options(loaded, (), False, 1.0, max_queue=4)
     assert (options.max_batch, options.batch_wait_ms, options.max_queue) == (3, 2, 4)
+
+
+def test_anymodal_batch_answers_lines_together_in_the_inputs_order(session, registry, tmp_path: Path):
+    import json
+
+    from anymodal.serve import batch as batch_run
+    from anymodal.serve.service import Service
+
+    source = tmp_path / "in.jsonl"
+    lines = [
+        {
+            "custom_id": f"q{i}",
+            "method": "POST",
+            "url": "/v1/chat/completions",
+            "body": {"model": MODEL, "messages": [{"role": "user", "content": question}]},
+        }
+        for i, question in enumerate(QUESTIONS[:8])
+    ]
+    source.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    outputs = {}
+    for size in (4, 1):
+        service = Service(session, registry, ServeOptions(model_id=MODEL, max_batch=size, batch_wait_ms=20))
+        try:
+            out = tmp_path / f"out-{size}.jsonl"
+            summary = batch_run.run(batch_run.plan(source, out), service)
+            assert summary.succeeded == 8
+            outputs[size] = [
+                (record["custom_id"], record["response"]["body"]["choices"][0]["message"]["content"])
+                for record in batch_run.records(out)
+            ]
+            if size > 1:
+                assert service.scheduler.widest > 1
+        finally:
+            service.thread.shutdown()
+    assert [custom_id for custom_id, _ in outputs[4]] == [f"q{i}" for i in range(8)]
+    assert outputs[4] == outputs[1]
