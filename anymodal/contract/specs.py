@@ -101,7 +101,11 @@ class ProjectorSpec:
     """A projector from encoder outputs into the LLM's token-embedding space.
 
     build(geometry, llm_dim, options) returns a ``torch.nn.Module`` with an int ``num_tokens``
-    attribute and ``forward(EncoderOutput) -> Tensor [batch, num_tokens, llm_dim]``.
+    attribute and ``forward(EncoderOutput) -> Tensor [batch, num_tokens, llm_dim]``. It may declare
+    ``reads``, a tuple naming the parts of the EncoderOutput its forward reads (``"features"``,
+    ``"pooled"``): training's feature cache (``train.feature_cache``) then stores only those
+    (a pooled vector instead of every token for a linear projector on pooled features). Without
+    it, every part is stored.
     """
 
     name: str
