@@ -17,14 +17,41 @@ import torch
 
 import anymodal
 
+#: Each layer's ``(keys, values)``.
+Pairs = list[tuple[torch.Tensor, torch.Tensor]]
 
-def _tensors(cache: Any) -> list[torch.Tensor]:
+
+def _raw_pairs(cache: Any) -> list[tuple[Any, Any]]:
+    if isinstance(cache, tuple):  # the legacy form: (keys, values) per layer
+        return [(layer[0], layer[1]) for layer in cache]
     layers = getattr(cache, "layers", None)
     if layers is not None:
-        pairs = [(getattr(layer, "keys", None), getattr(layer, "values", None)) for layer in layers]
+        return [(getattr(layer, "keys", None), getattr(layer, "values", None)) for layer in layers]
+    return list(zip(getattr(cache, "key_cache", []), getattr(cache, "value_cache", []), strict=True))
+
+
+def layer_pairs(cache: Any) -> Pairs | None:
+    """Each layer's ``(keys, values)`` of ``cache``, or None when some layer holds no such tensors."""
+    pairs = _raw_pairs(cache)
+    if not pairs or not all(isinstance(k, torch.Tensor) and isinstance(v, torch.Tensor) for k, v in pairs):
+        return None
+    return pairs
+
+
+def with_pairs(cache: Any, pairs: Pairs, copy_first: bool) -> Any:
+    """``cache`` (or, with ``copy_first``, a shallow copy of it, sharing no layer) holding ``pairs``."""
+    if isinstance(cache, tuple):
+        return tuple(pairs)
+    target = copy.copy(cache) if copy_first else cache
+    if getattr(cache, "layers", None) is not None:
+        layers = [copy.copy(layer) for layer in cache.layers] if copy_first else cache.layers
+        for layer, (key, value) in zip(layers, pairs, strict=True):
+            layer.keys, layer.values = key, value
+        target.layers = layers
     else:
-        pairs = list(zip(getattr(cache, "key_cache", []), getattr(cache, "value_cache", []), strict=True))
-    return [t for pair in pairs for t in pair if isinstance(t, torch.Tensor)]
+        target.key_cache = [key for key, _ in pairs]
+        target.value_cache = [value for _, value in pairs]
+    return target
 
 
 def croppable(cache: Any) -> bool:
@@ -50,7 +77,8 @@ class HFKVCache(anymodal.KVCache):
 
     @property
     def nbytes(self) -> int:
-        return sum(t.numel() * t.element_size() for t in _tensors(self.cache))
+        tensors = [t for pair in _raw_pairs(self.cache) for t in pair if isinstance(t, torch.Tensor)]
+        return sum(t.numel() * t.element_size() for t in tensors)
 
     def crop(self, length: int) -> None:
         drop = self.length - length
@@ -60,6 +88,12 @@ class HFKVCache(anymodal.KVCache):
             self.cache.crop(-drop)
 
     def prefix(self, length: int) -> HFKVCache:
-        kept = HFKVCache(copy.deepcopy(self.cache))
-        kept.crop(length)
-        return kept
+        if not 0 <= length <= self.length:
+            raise ValueError(f"a cache of {self.length} positions has no prefix of {length}")
+        pairs = layer_pairs(self.cache)
+        if pairs is None:  # a layer the slicing does not know: copy it all, then cut it back
+            kept = HFKVCache(copy.deepcopy(self.cache))
+            kept.crop(length)
+            return kept
+        cut = [(key[..., :length, :].clone(), value[..., :length, :].clone()) for key, value in pairs]
+        return HFKVCache(with_pairs(self.cache, cut, copy_first=True))

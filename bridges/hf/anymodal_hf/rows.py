@@ -11,15 +11,12 @@ their ends: the shorter ones get zero positions on the left, which their attenti
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
-from anymodal_hf.kv import croppable
-
-Pairs = list[tuple[torch.Tensor, torch.Tensor]]
+from anymodal_hf.kv import Pairs, croppable, layer_pairs, with_pairs
 
 
 def select_rows(cache: Any, index: torch.Tensor) -> Any:
@@ -39,7 +36,7 @@ def joinable(cache: Any) -> bool:
     """Whether rows of ``cache`` can be joined to others' or taken out alone."""
     if isinstance(cache, tuple):
         return True
-    return croppable(cache) and _pairs(cache) is not None
+    return croppable(cache) and layer_pairs(cache) is not None
 
 
 def join_rows(parts: list[tuple[Any, torch.Tensor]]) -> tuple[Any, torch.Tensor]:
@@ -48,7 +45,7 @@ def join_rows(parts: list[tuple[Any, torch.Tensor]]) -> tuple[Any, torch.Tensor]
     docstring). The first part's cache object is reused; the others are left as they were."""
     longest = max(mask.shape[1] for _, mask in parts)
     masks = [F.pad(mask, (longest - mask.shape[1], 0)) for _, mask in parts]
-    per_part = [_pairs(cache) for cache, _ in parts]
+    per_part = [layer_pairs(cache) for cache, _ in parts]
     if any(pairs is None for pairs in per_part):
         raise TypeError("these KV caches cannot be joined (a layer keeps a window or a state)")
     layers = len(per_part[0] or [])
@@ -62,47 +59,17 @@ def join_rows(parts: list[tuple[Any, torch.Tensor]]) -> tuple[Any, torch.Tensor]
             keys.append(F.pad(key, (0, 0, pad, 0)))
             values.append(F.pad(value, (0, 0, pad, 0)))
         joined.append((torch.cat(keys), torch.cat(values)))
-    return _set_pairs(parts[0][0], joined, copy_first=False), torch.cat(masks)
+    return with_pairs(parts[0][0], joined, copy_first=False), torch.cat(masks)
 
 
 def row_cache(cache: Any, row: int, start: int) -> Any:
     """A new cache of batch row ``row`` alone, from position ``start`` (its padding cut off),
     sharing no tensor with ``cache``."""
-    pairs = _pairs(cache)
+    pairs = layer_pairs(cache)
     if pairs is None:
         raise TypeError(f"cannot take a row out of a KV cache of type {type(cache).__name__}")
     alone = [
         (key[row : row + 1, :, start:].clone(), value[row : row + 1, :, start:].clone())
         for key, value in pairs
     ]
-    return _set_pairs(cache, alone, copy_first=True)
-
-
-def _pairs(cache: Any) -> Pairs | None:
-    """Each layer's ``(keys, values)``, or None when some layer holds no such tensors."""
-    if isinstance(cache, tuple):
-        return [(layer[0], layer[1]) for layer in cache]
-    layers = getattr(cache, "layers", None)
-    if layers is not None:
-        pairs = [(getattr(layer, "keys", None), getattr(layer, "values", None)) for layer in layers]
-    else:
-        pairs = list(zip(getattr(cache, "key_cache", []), getattr(cache, "value_cache", []), strict=True))
-    if not pairs or not all(isinstance(k, torch.Tensor) and isinstance(v, torch.Tensor) for k, v in pairs):
-        return None
-    return pairs  # type: ignore[return-value]
-
-
-def _set_pairs(cache: Any, pairs: Pairs, copy_first: bool) -> Any:
-    """``cache`` (or, with ``copy_first``, a shallow copy of it) holding ``pairs``."""
-    if isinstance(cache, tuple):
-        return tuple(pairs)
-    target = copy.copy(cache) if copy_first else cache
-    if getattr(cache, "layers", None) is not None:
-        layers = [copy.copy(layer) for layer in cache.layers] if copy_first else cache.layers
-        for layer, (key, value) in zip(layers, pairs, strict=True):
-            layer.keys, layer.values = key, value
-        target.layers = layers
-    else:
-        target.key_cache = [key for key, _ in pairs]
-        target.value_cache = [value for _, value in pairs]
-    return target
+    return with_pairs(cache, alone, copy_first=True)

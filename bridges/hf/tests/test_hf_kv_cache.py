@@ -7,7 +7,7 @@ import pytest
 import torch
 from anymodal_hf.bridge import HFBridge
 from anymodal_hf.generation import decode_loop
-from anymodal_hf.kv import HFKVCache
+from anymodal_hf.kv import HFKVCache, layer_pairs
 
 import anymodal
 
@@ -48,6 +48,16 @@ def test_a_prefix_is_a_copy_that_later_steps_leave_alone(bridge, make_prompt) ->
     assert per_position > 0 and start.nbytes == 3 * per_position
     list(bridge.generate_cached(embeds[:, -1:], Config(max_new_tokens=4), cache))  # cache grows
     assert start.length == 3
+    # The prefix holds the original's first positions, in tensors of its own.
+    for (key, value), (whole_key, whole_value) in zip(
+        layer_pairs(start.cache), layer_pairs(cache.cache), strict=True
+    ):
+        assert torch.equal(key, whole_key[..., :3, :]) and torch.equal(value, whole_value[..., :3, :])
+        assert key.untyped_storage().data_ptr() != whole_key.untyped_storage().data_ptr()
+    continued = bridge.generate_cached(embeds[:, 3:], Config(max_new_tokens=4), start)
+    assert "".join(continued) == "".join(bridge.generate_cached(embeds, Config(max_new_tokens=4), None))
+    with pytest.raises(ValueError, match="has no prefix of 99"):
+        cache.prefix(99)
     cache.crop(2)
     assert cache.length == 2
     with pytest.raises(ValueError, match="cannot crop a cache of 2 positions to 5"):
