@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -48,10 +49,12 @@ class MetricsLog:
                 samples_s=f"{values['samples_per_s']:.1f}",
             )
 
-    def eval(self, step: int, loss: float) -> None:
+    def eval(self, step: int, values: Mapping[str, float]) -> None:
+        """Record the held-out split's figures (``{"loss": ...}``) as ``eval_<name>``."""
         if self.enabled:
-            self._write({"step": step, "eval_loss": loss})
-            self._bar.write(f"step {step}: eval loss {loss:.4f}")
+            self._write({"step": step, **{f"eval_{name}": value for name, value in values.items()}})
+            shown = ", ".join(f"{name.replace('_', ' ')} {value:.4f}" for name, value in values.items())
+            self._bar.write(f"step {step}: eval {shown}")
 
     def close(self) -> None:
         if not self.enabled:

@@ -1,20 +1,11 @@
-"""The training loop, on accelerate: one process, DDP, DeepSpeed ZeRO or FSDP, as launched.
-
-Run it with :func:`train`. The loop is AdamW with warm-up and decay, gradient accumulation,
-clipping and (on CUDA) bf16 autocast, all through accelerate; it logs to ``metrics.jsonl`` (and
-TensorBoard when installed), evaluates on the held-out split, and writes checkpoints
-(:mod:`anymodal.train.checkpoint`). An interruption (Ctrl-C, a corrupt input found mid-run) writes a
-checkpoint at the last completed optimizer step first, with the random state as it was then, so
-``--resume`` continues exactly where an uninterrupted run would have been.
+"""``anymodal train``: projectors (stage 1) and LoRA (stage 2) trained on conversations, as the
+shared loop (:mod:`anymodal.train.loop`) runs them. Run it with :func:`train`.
 """
 
 from __future__ import annotations
 
-import math
 import random
-import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +14,6 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from anymodal.config.load import LoadedConfig
-from anymodal.contract.errors import AnymodalError
 from anymodal.contract.registry import Registry
 from anymodal.runtime.model import AnyModalModel
 from anymodal.train import checkpoint
@@ -32,8 +22,7 @@ from anymodal.train.data import MediaRef
 from anymodal.train.engine import make_accelerator, trainable_state
 from anymodal.train.examples import IGNORE_INDEX, Example
 from anymodal.train.features import FeatureCache
-from anymodal.train.metrics import MetricsLog
-from anymodal.train.schedule import make_scheduler
+from anymodal.train.loop import Loop, RunResult
 from anymodal.train.setup import (
     TrainingData,
     build_model,
@@ -63,38 +52,8 @@ class TrainingModel(nn.Module):
         return loss, logits
 
 
-@dataclass
-class Position:
-    """Where the run is, at the last completed optimizer step; saved in every checkpoint."""
-
-    step: int = 0
-    epoch: int = 0
-    #: Micro-batches of ``epoch`` consumed by ``step`` (this process's share).
-    batches: int = 0
-    scheduler: dict[str, Any] = field(default_factory=dict)
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"step": self.step, "epoch": self.epoch, "batches": self.batches, "scheduler": self.scheduler}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.step, self.epoch, self.batches = state["step"], state["epoch"], state["batches"]
-        self.scheduler = state["scheduler"]
-
-
-@dataclass
-class RunResult:
-    output_dir: Path
-    step: int
-    last_checkpoint: Path | None
-    losses: list[float]
-    eval_loss: float | None
-
-
-StepHook = Callable[[int, float], None]
-
-
-class Trainer:
-    """One training run. Build it with :meth:`from_config`; :meth:`fit` trains."""
+class Trainer(Loop):
+    """One training run; :meth:`~anymodal.train.loop.Loop.fit` trains."""
 
     def __init__(
         self,
@@ -155,139 +114,44 @@ class Trainer:
 
     # --- the run ----------------------------------------------------------------------------
 
-    def fit(self, on_step: StepHook | None = None) -> RunResult:
-        accelerator, train = self.accelerator, self.train_config
+    # --- the loop's parts -------------------------------------------------------------------
+
+    def before_fit(self) -> None:
         self.log(self.data.summary())
         self.log(self.describe())
         if self.cache is not None:
             self._fill_cache()
-        train_loader = self._loader(self.data.train, shuffle=True)
-        eval_loader = self._loader(self.data.eval, shuffle=False) if self.data.eval else None
-        steps_per_epoch = math.ceil(len(train_loader) / train.grad_accum)
-        total_steps = train.max_steps or steps_per_epoch * train.epochs
-        wrapped = TrainingModel(self.model)
-        parameters = list(self.trainable.values())
-        optimizer = torch.optim.AdamW(
-            parameters,
-            lr=train.optimizer.lr,
-            betas=(train.optimizer.betas[0], train.optimizer.betas[1]),
-            eps=train.optimizer.eps,
-            weight_decay=train.optimizer.weight_decay,
-        )
-        scheduler = make_scheduler(optimizer, train.schedule, total_steps)
-        wrapped, optimizer, train_loader = accelerator.prepare(wrapped, optimizer, train_loader)
-        if eval_loader is not None:
-            eval_loader = accelerator.prepare(eval_loader)
-        position = Position()
-        accelerator.register_for_checkpointing(position)
-        if self.resume_from is not None:
-            accelerator.load_state(str(self.resume_from / checkpoint.STATE_DIR))
-            scheduler.load_state_dict(position.scheduler)
-            self.log(f"resumed from {self.resume_from} at step {position.step}")
-        metrics = MetricsLog(self.output_dir, accelerator.is_main_process, position.step, total_steps)
-        losses: list[float] = []
-        last_saved: Path | None = self.resume_from
-        saved_step = position.step
-        rng = _rng_state()
-        eval_loss = None
 
-        def save() -> Path:
-            nonlocal saved_step
-            position.scheduler = scheduler.state_dict()
-            saved_step = position.step
-            return self._save(wrapped, position)
+    def loaders(self) -> tuple[DataLoader[Any], DataLoader[Any] | None]:
+        train = self._loader(self.data.train, shuffle=True)
+        return train, self._loader(self.data.eval, shuffle=False) if self.data.eval else None
 
+    def wrapped_model(self) -> nn.Module:
+        return TrainingModel(self.model)
+
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        return list(self.trainable.values())
+
+    def batch_counts(self, batch: Batch) -> tuple[int, int]:
+        return batch.input_ids.shape[0], int(batch.attention_mask.sum())
+
+    def set_train_mode(self) -> None:
         self.model.train()
         self.model.encoders.eval()
-        try:
-            while position.step < total_steps:
-                train_loader.set_epoch(position.epoch)
-                batches = (
-                    accelerator.skip_first_batches(train_loader, position.batches)
-                    if position.batches
-                    else train_loader
-                )
-                step_losses: list[torch.Tensor] = []
-                started, samples, tokens = time.perf_counter(), 0, 0
-                for batch in batches:
-                    batch = batch.to(accelerator.device)
-                    with accelerator.accumulate(wrapped):
-                        loss, _ = wrapped(batch)
-                        accelerator.backward(loss)
-                        grad_norm = None
-                        if accelerator.sync_gradients and train.max_grad_norm > 0:
-                            grad_norm = accelerator.clip_grad_norm_(parameters, train.max_grad_norm)
-                        optimizer.step()
-                        optimizer.zero_grad()
-                    step_losses.append(loss.detach())
-                    samples += batch.input_ids.shape[0]
-                    tokens += int(batch.attention_mask.sum())
-                    if not accelerator.sync_gradients:
-                        continue
-                    lr = scheduler.get_last_lr()[0]  # the rate this step used
-                    scheduler.step()
-                    position.step += 1
-                    position.batches += len(step_losses)
-                    rng = _rng_state()
-                    step_loss = accelerator.reduce(torch.stack(step_losses).mean(), "mean").item()
-                    losses.append(step_loss)
-                    elapsed = time.perf_counter() - started
-                    metrics.step(
-                        position.step,
-                        epoch=position.epoch,
-                        loss=step_loss,
-                        lr=lr,
-                        grad_norm=None if grad_norm is None else float(grad_norm),
-                        samples_per_s=samples * accelerator.num_processes / elapsed,
-                        tokens_per_s=tokens * accelerator.num_processes / elapsed,
-                        log_every=train.log_every,
-                    )
-                    step_losses, started, samples, tokens = [], time.perf_counter(), 0, 0
-                    if on_step is not None:
-                        on_step(position.step, step_loss)
-                    if eval_loader is not None and train.eval_every and position.step % train.eval_every == 0:
-                        eval_loss = self._evaluate(wrapped, eval_loader)
-                        metrics.eval(position.step, eval_loss)
-                    if train.save_every and position.step % train.save_every == 0:
-                        last_saved = save()
-                    if position.step >= total_steps:
-                        break
-                else:
-                    position.epoch, position.batches = position.epoch + 1, 0
-        except (KeyboardInterrupt, AnymodalError) as error:
-            if position.step > saved_step:
-                _set_rng_state(rng)  # as it was at the end of the last completed step
-                optimizer.zero_grad()
-                last_saved = save()
-                what = "interrupted" if isinstance(error, KeyboardInterrupt) else f"stopped: {error}"
-                self.log(f"{what}; saved {last_saved}; continue with --resume")
-            metrics.close()
-            raise
-        if eval_loader is not None:
-            eval_loss = self._evaluate(wrapped, eval_loader)
-            metrics.eval(position.step, eval_loss)
-        if position.step > saved_step or last_saved is None:
-            last_saved = save()
-        metrics.close()
-        return RunResult(self.output_dir, position.step, last_saved, losses, eval_loss)
 
-    def _evaluate(self, wrapped: nn.Module, loader: Any) -> float:
-        """Mean loss per target token over the held-out split, across all processes.
+    def evaluate(self, wrapped: nn.Module, loader: Any) -> dict[str, float]:
+        """``loss``: the mean loss per target token over the held-out split, across all processes.
 
         accelerate pads the last batches so every process gets as many; gather_for_metrics drops
         those repeats, so each held-out sample counts once.
         """
-        self.model.eval()
         sums = []
-        with torch.no_grad():
-            for batch in loader:
-                batch = batch.to(self.accelerator.device)
-                _, logits = wrapped(batch)
-                sums.append(self.accelerator.gather_for_metrics(_row_loss_sums(logits, batch.labels)))
-        self.model.train()
-        self.model.encoders.eval()
+        for batch in loader:
+            batch = batch.to(self.accelerator.device)
+            _, logits = wrapped(batch)
+            sums.append(self.accelerator.gather_for_metrics(_row_loss_sums(logits, batch.labels)))
         total = torch.cat(sums).sum(dim=0)
-        return float(total[0] / total[1].clamp(min=1))
+        return {"loss": float(total[0] / total[1].clamp(min=1))}
 
     def _loader(self, examples: list[Example], shuffle: bool) -> DataLoader[Any]:
         train = self.train_config
@@ -321,24 +185,14 @@ class Trainer:
                     made = todo - encoded
                     self.log(f"feature cache: {made} made from full entries already there, {encoded} encoded")
 
-    def _save(self, wrapped: nn.Module, position: Position) -> Path:
-        accelerator = self.accelerator
-        temporary = self.output_dir / f".tmp-{checkpoint.checkpoint_name(position.step)}"
-        accelerator.save_state(str(temporary / checkpoint.STATE_DIR))
-        accelerator.wait_for_everyone()  # every process has written its RNG state before the rename
-        projectors, adapter = trainable_state(accelerator, wrapped, self.model)
-        final = self.output_dir / checkpoint.checkpoint_name(position.step)
-        if accelerator.is_main_process:
+    def write_files(self, temporary: Path, wrapped: nn.Module) -> None:
+        projectors, adapter = trainable_state(self.accelerator, wrapped, self.model)
+        if self.accelerator.is_main_process:
             if adapter is not None:
                 self.model.bridge.save(temporary / checkpoint.ADAPTER_DIR, state_dict=adapter)
             checkpoint.write_model_files(
                 temporary, self.loaded, projectors, adapter is not None, self.registry
             )
-            final = checkpoint.publish(
-                temporary, self.output_dir, position.step, self.train_config.keep_checkpoints
-            )
-        accelerator.wait_for_everyone()
-        return final
 
 
 def _row_loss_sums(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -358,20 +212,6 @@ def _size(count: int) -> str:
             break
         value /= 1024
     return f"{value:.1f} {unit}"
-
-
-def _rng_state() -> dict[str, Any]:
-    state: dict[str, Any] = {"python": random.getstate(), "torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _set_rng_state(state: dict[str, Any]) -> None:
-    random.setstate(state["python"])
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state:
-        torch.cuda.set_rng_state_all(state["cuda"])
 
 
 def train(

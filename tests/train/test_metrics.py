@@ -60,7 +60,7 @@ def test_every_step_is_a_jsonl_line_and_a_tensorboard_scalar(tmp_path: Path, fak
     log = MetricsLog(tmp_path, enabled=True, start_step=0, total_steps=2)
     log.step(1, log_every=1, **values(2.0))
     log.step(2, log_every=1, **values(1.5))
-    log.eval(2, 1.25)
+    log.eval(2, {"loss": 1.25})
     log.close()
     records = read_metrics(tmp_path)
     assert [(r["step"], r.get("loss"), r.get("eval_loss")) for r in records] == [
