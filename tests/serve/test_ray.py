@@ -347,11 +347,21 @@ def test_two_replicas_serve_the_whole_api_and_one_goes_on_when_the_other_is_kill
 
         # Three clients keep asking while one replica is killed.
         outcomes: list[Outcome] = []
+        refused: list[Outcome] = []
         stop = threading.Event()
 
         def keep_asking(stream: bool) -> None:
             while not stop.is_set():
-                outcomes.append(ask(client, stream))
+                outcome = ask(client, stream)
+                if isinstance(outcome.error, openai.RateLimitError):
+                    # Ray's proxy may turn a request of a sudden burst away with a 429 before its
+                    # router has heard the replicas' queue lengths (seen once in CI, with three
+                    # clients): backpressure, which a client meets by waiting Retry-After, as
+                    # openai's does by default. Counted, and bounded below.
+                    refused.append(outcome)
+                    time.sleep(1)
+                    continue
+                outcomes.append(outcome)
 
         clients = [threading.Thread(target=keep_asking, args=(i == 1,), daemon=True) for i in range(3)]
         for thread in clients:
@@ -378,6 +388,7 @@ def test_two_replicas_serve_the_whole_api_and_one_goes_on_when_the_other_is_kill
             thread.join(TIMEOUT_S + 10)
         assert not any(thread.is_alive() for thread in clients), "a request hung"
 
+    assert len(refused) <= 3, refused
     before = [outcome for outcome in outcomes if outcome.ended < killed_at]
     after = [outcome for outcome in outcomes if outcome.started > settled_at]
     assert len(before) >= 12 and all(outcome.error is None for outcome in before), before
