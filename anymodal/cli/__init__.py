@@ -53,6 +53,11 @@ COMMANDS = {
         "export",
         "Merge a model's LoRA into its LLM and write plain model files.",
     ),
+    "bind": (
+        "anymodal.cli.bind",
+        "bind",
+        "Teach an encoder another modality's embedding space from paired samples (ImageBind's way).",
+    ),
     "doctor": (
         "anymodal.cli.doctor",
         "doctor",

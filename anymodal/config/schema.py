@@ -194,8 +194,34 @@ class TrainConfig:
 
 
 @dataclass
+class BindConfig:
+    """``anymodal bind``: which modality's encoder learns to land in which frozen modality's space."""
+
+    #: The modality whose encoder trains (it must be in ``model.modalities``).
+    modality: str | None = None
+    #: The frozen modality whose pooled embeddings it learns to match (in ``model.modalities``).
+    target: str = "image"
+    #: JSON Lines of pairs, ``{"<modality>": path, "<target>": path}``.
+    data: str | None = None
+    #: Share of the pairs held out for the retrieval evaluation (0: none).
+    eval_fraction: float = 0.1
+    #: Names (prefixes) of the encoder's parameters that train, e.g. ``["head."]`` for a new head
+    #: on a frozen backbone; empty: all of them.
+    trainable: list[str] = field(default_factory=list)
+    #: One over the InfoNCE temperature (ImageBind fixes 20 for audio, 5-10 for the others).
+    logit_scale: float = 20.0
+    learn_logit_scale: bool = False
+    #: Targets of past batches kept as extra negatives (0: in-batch negatives only).
+    queue_size: int = 0
+    #: The ``k`` of the retrieval recall@k figures.
+    recall_at: list[int] = field(default_factory=lambda: [1, 5])
+
+
+@dataclass
 class AnymodalConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     generation: GenerationSettings = field(default_factory=GenerationSettings)
-    #: Used by ``anymodal train`` only; chat ignores it.
+    #: Used by ``anymodal train`` (and ``anymodal bind``'s loop); chat ignores it.
     train: TrainConfig = field(default_factory=TrainConfig)
+    #: Used by ``anymodal bind`` only.
+    bind: BindConfig = field(default_factory=BindConfig)

@@ -75,6 +75,15 @@ def projector_reads(projector: nn.Module, modality: str) -> tuple[str, ...]:
     return tuple(part for part in PARTS if part in declared)
 
 
+def entry_path(directory: Path, identity: str, parts: str | None, key: str) -> Path:
+    """Where the entry of the input ``key`` (:func:`~anymodal.runtime.model.input_key`) encoded by
+    the encoder ``identity`` (:func:`encoder_identity`) and holding ``parts`` lies under
+    ``directory``: ``<identity>/<parts>/<digest[:2]>/<digest>.safetensors``."""
+    digest = hashlib.sha256(key.encode()).hexdigest()
+    folder = directory / identity[:24]
+    return (folder / parts if parts else folder) / digest[:2] / f"{digest}.safetensors"
+
+
 class FeatureCache:
     """Encoder outputs on disk under ``directory/<encoder identity>/<parts>/``, one file per input."""
 
@@ -157,9 +166,7 @@ class FeatureCache:
     def _file(self, ref: MediaRef, parts: str | None) -> Path:
         """The entry of ``ref`` holding ``parts`` ("pooled", "features+pooled" ...); None: the layout
         before the parts were part of the key."""
-        digest = hashlib.sha256(self.key(ref).encode()).hexdigest()
-        folder = self.directory / self.identities[ref.modality][:24]
-        return (folder / parts if parts else folder) / digest[:2] / f"{digest}.safetensors"
+        return entry_path(self.directory, self.identities[ref.modality], parts, self.key(ref))
 
     def _cut_from_larger(self, ref: MediaRef) -> bool:
         """Write the input's entry from one of the same input and encoder holding every part (this
