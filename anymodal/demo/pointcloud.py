@@ -110,7 +110,7 @@ def synthesize_point_cloud(
     thickness of 5-20 % of it; 10-70 % of the surface points on the side walls; any turn in the
     plane and a tilt of the plane of up to 35 degrees; the centre within 1 m of the origin on each
     axis; jitter of sigma 0.2-2 % of the size; in 30 % of clouds an occluder hiding 10-35 % of the
-    object on one side; in half of them 0-3 % stray points around it. A star's inner to outer
+    object on one side; in half of all clouds 0-3 % stray points around it. A star's inner to outer
     radius ratio is drawn from :data:`anymodal.demo.shapes.STAR_RATIO`.
 
     Raises ValueError for a shape not in :data:`anymodal.demo.vocabulary.SHAPES`.
