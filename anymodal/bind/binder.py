@@ -11,8 +11,10 @@ retrieval recall@k, at every ``train.eval_every`` and at the end.
 
 A checkpoint is a model directory: ``encoders/<modality>.safetensors`` (the trained encoder's state
 dict, which the encoder's loader reads back) and ``anymodal.yaml``, the config with the encoder's
-``weights`` pointing there, so ``anymodal embed`` (and a model config naming the file) use the
-bound encoder; ``retrieval.json`` holds the held-out figures of the last evaluation.
+``weights`` pointing there and its projector the target's (``projector: {from: <target>}``), so
+``anymodal chat``, ``serve`` and ``embed`` use the bound encoder at once, and the LLM reads it
+through the projector trained for the target (zero-shot); ``retrieval.json`` holds the held-out
+figures of the last evaluation.
 """
 
 from __future__ import annotations
@@ -216,6 +218,8 @@ class Binder(Loop):
         data = self.loaded.to_dict()
         section = data["model"]["modalities"][self.modality]
         section["encoder"]["weights"] = f"./{ENCODERS_DIR}/{self.modality}.safetensors"
+        # Its embeddings are now the target's kind: its inputs go through the target's projector.
+        section["projector"] = {"from": self.target}
         header = f"# anymodal bind of {self.modality} to {self.target}, from {self.loaded.source}\n"
         (temporary / CHECKPOINT_CONFIG).write_text(header + OmegaConf.to_yaml(OmegaConf.create(data)))
         (temporary / "versions.json").write_text(

@@ -77,7 +77,34 @@ def value_issues(data: Mapping[str, Any]) -> list[Issue]:
                         "name and {{ }} for literal braces",
                     )
                 )
-    return issues + _train_issues(data)
+    return issues + _train_issues(data) + _routing_issues(data)
+
+
+def _routing_issues(data: Mapping[str, Any]) -> list[Issue]:
+    """``model.modalities.<name>.projector.from`` names another enabled modality, itself not routed."""
+    modalities = get_key(data, "model.modalities")
+    if not isinstance(modalities, Mapping):
+        return []
+    issues = []
+    for name, block in modalities.items():
+        source = get_key(block, "projector.from") if isinstance(block, Mapping) else None
+        if not isinstance(source, str):
+            continue
+        key = f"model.modalities.{name}.projector.from"
+        other = modalities.get(source)
+        if source == name:
+            issues.append(Issue(key, f"{key}: {name} cannot take its own projector"))
+        elif source not in modalities:
+            enabled = ", ".join(n for n in modalities if n != name) or "none"
+            guess = did_you_mean(source, list(modalities))
+            issues.append(Issue(key, f"{key}: {source} is not enabled (enabled: {enabled}){guess}"))
+        elif isinstance(other, Mapping) and isinstance(get_key(other, "projector.from"), str):
+            further = get_key(other, "projector.from")
+            issues.append(Issue(key, f"{key}: {source} itself takes {further}'s projector; name {further}"))
+        elif any(get_key(block, f"projector.{part}") for part in ("name", "weights")):
+            message = f"{key}: the projector is {source}'s; leave this modality's name and weights out"
+            issues.append(Issue(key, message))
+    return issues
 
 
 def _train_issues(data: Mapping[str, Any]) -> list[Issue]:

@@ -33,7 +33,7 @@ from anymodal.config.checks import annotate, drop_uninstalled_optional, registry
 from anymodal.config.parse import first_line, normalise, parse_overrides, read_yaml, under
 from anymodal.config.schema import AnymodalConfig
 from anymodal.config.sources import BUILTIN_PREFIX, locate, packaged_path, plain_model_dir
-from anymodal.config.validate import build, find_issues
+from anymodal.config.validate import build, config_key, find_issues
 from anymodal.contract.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -176,7 +176,7 @@ def _attach_plugin_choices(config: AnymodalConfig, registry: Registry) -> None:
 
 def _plain(value: Any) -> Any:
     if is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _plain(getattr(value, f.name)) for f in fields(value)}
+        return {config_key(f): _plain(getattr(value, f.name)) for f in fields(value)}
     if isinstance(value, Mapping):
         return {str(k): _plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple, set, frozenset)):

@@ -24,6 +24,11 @@ class ProjectorConfig:
     #: A safetensors file with trained projector weights; None starts from random weights.
     weights: str | None = None
     options: dict[str, Any] = field(default_factory=dict)
+    #: Written ``from``: another enabled modality whose projector (its very module and weights)
+    #: this modality's inputs go through, as PandaGPT sends audio, depth, thermal and IMU through
+    #: its image projection: for an encoder bound to that modality's space (``anymodal bind``).
+    #: ``name``, ``weights`` and ``options`` are then that modality's.
+    from_: str | None = field(default=None, metadata={"key": "from"})
 
 
 @dataclass

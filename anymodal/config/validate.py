@@ -90,19 +90,19 @@ def _check_dataclass(cls: type, value: Any, path: str, issues: list[Issue]) -> N
         issues.append(_type_issue(path, cls, value))
         return
     hints = _hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    fields = {config_key(f): f for f in dataclasses.fields(cls) if f.init}
     for key, item in value.items():
         child = _join(path, key)
         if key not in fields:
             suggestion = did_you_mean(str(key), fields)
             issues.append(Issue(child, f"unknown key {child!r}{suggestion}"))
             continue
-        _check(hints[key], item, child, issues)
-    for name, f in fields.items():
+        _check(hints[fields[key].name], item, child, issues)
+    for key, f in fields.items():
         required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
-        if required and name not in value:
-            child = _join(path, name)
-            issues.append(Issue(child, f"missing key {child!r} ({_describe(hints[name])})"))
+        if required and key not in value:
+            child = _join(path, key)
+            issues.append(Issue(child, f"missing key {child!r} ({_describe(hints[f.name])})"))
 
 
 def _check_union(tp: Any, value: Any, path: str, issues: list[Issue]) -> None:
@@ -207,7 +207,8 @@ def _build(tp: Any, value: Any) -> Any:
         return value
     if dataclasses.is_dataclass(tp) and isinstance(tp, type):
         hints = _hints(tp)
-        return tp(**{key: _build(hints[key], item) for key, item in value.items()})
+        names = {config_key(f): f.name for f in dataclasses.fields(tp) if f.init}
+        return tp(**{names[key]: _build(hints[names[key]], item) for key, item in value.items()})
     if origin in (list, tuple, set, frozenset) or tp in (list, tuple, set, frozenset):
         return _build_sequence(tp, value)
     if origin in (dict, Mapping) or tp in (dict, Mapping):
@@ -233,6 +234,12 @@ def _build_sequence(tp: Any, value: Any) -> Any:
 
 
 # --- helpers ----------------------------------------------------------------------------------
+
+
+def config_key(f: dataclasses.Field[Any]) -> str:
+    """The key a config spells a dataclass field with: its name, or ``metadata["key"]`` for a name
+    Python keeps for itself (``from_`` is written ``from``)."""
+    return str(f.metadata.get("key", f.name))
 
 
 def _hints(cls: type) -> dict[str, Any]:

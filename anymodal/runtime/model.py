@@ -19,7 +19,14 @@ from anymodal.config.device import resolve_placement
 from anymodal.config.model_files import check_model_files
 from anymodal.config.schema import EncoderConfig, ModalityConfig, ModelConfig
 from anymodal.contract.bridge import Bridge
-from anymodal.contract.errors import AnymodalError, InputError, ModelLoadError, PluginError, UsageError
+from anymodal.contract.errors import (
+    AnymodalError,
+    ConfigError,
+    InputError,
+    ModelLoadError,
+    PluginError,
+    UsageError,
+)
 from anymodal.contract.registry import Registry
 from anymodal.contract.specs import EncoderGeometry, EncoderOutput, LLMSettings, ModalitySpec
 from anymodal.files.atomic import file_digest
@@ -98,9 +105,16 @@ class AnyModalModel(nn.Module):
             torch.manual_seed(init_seed)
             for name, modality_config in config.modalities.items():
                 specs[name] = registry.get("modality", name)
+                if modality_config.projector.from_:  # its projector is another modality's, below
+                    encoders[name] = _shared_encoder(specs[name], modality_config.encoder, registry, shared)
+                    continue
                 encoders[name], projectors[name] = _build_modality(
                     specs[name], modality_config, bridge.hidden_size, registry, shared
                 )
+            for name, modality_config in config.modalities.items():
+                source = modality_config.projector.from_
+                if source:
+                    projectors[name] = _routed_projector(name, source, encoders, projectors)
         model = cls(config, bridge, specs, encoders, projectors)
         model.encoders.to(device=place.encoder_device, dtype=DTYPES[place.encoder_dtype])
         model.projectors.to(device=place.device, dtype=DTYPES[place.dtype])
@@ -349,6 +363,43 @@ def encoder_key(spec: ModalitySpec, config: EncoderConfig, registry: Registry) -
     return (encoder_spec.name, config.weights, encoder_spec.share_key(spec.name, config.options or None))
 
 
+def _shared_encoder(
+    spec: ModalitySpec, config: EncoderConfig, registry: Registry, shared: dict[Hashable, nn.Module]
+) -> nn.Module:
+    """The modality's encoder: the one already in ``shared`` when its encoder spec says another
+    modality's can serve, else a new one, kept there."""
+    key = encoder_key(spec, config, registry)
+    encoder = shared.get(key) if key is not None else None
+    if encoder is None:
+        encoder = build_encoder(spec, config, registry)
+        if key is not None:
+            shared[key] = encoder
+    return encoder
+
+
+def _routed_projector(
+    name: str, source: str, encoders: Mapping[str, nn.Module], projectors: Mapping[str, nn.Module]
+) -> nn.Module:
+    """``source``'s projector, for ``name``'s inputs (``projector.from``), once ``name``'s encoder is
+    seen to give what it reads at the sizes it reads."""
+    projector = projectors[source]
+    mine, theirs = encoders[name].geometry, encoders[source].geometry
+    reads = getattr(projector, "reads", ("features", "pooled"))
+    sizes = {"pooled": ("pooled_dim",), "features": ("feature_dim",)}
+    for part in reads:
+        for size in sizes.get(part, ()):
+            if getattr(mine, size) != getattr(theirs, size):
+                raise ConfigError(
+                    [
+                        f"model.modalities.{name}.projector.from: {source}'s projector reads {part} "
+                        f"of {size} {getattr(theirs, size)}, and the {name} encoder gives "
+                        f"{getattr(mine, size)}; make its embedding {getattr(theirs, size)} wide and "
+                        f"bind it to {source} (anymodal bind) first"
+                    ]
+                )
+    return projector
+
+
 def _build_modality(
     spec: ModalitySpec,
     config: ModalityConfig,
@@ -356,14 +407,8 @@ def _build_modality(
     registry: Registry,
     shared: dict[Hashable, nn.Module],
 ) -> tuple[nn.Module, nn.Module]:
-    """The modality's encoder (the one already in ``shared`` when its encoder spec says another
-    modality's can serve, else a new one, kept there) and its projector, weights loaded."""
-    key = encoder_key(spec, config.encoder, registry)
-    encoder = shared.get(key) if key is not None else None
-    if encoder is None:
-        encoder = build_encoder(spec, config.encoder, registry)
-        if key is not None:
-            shared[key] = encoder
+    """The modality's encoder (:func:`_shared_encoder`) and its projector, weights loaded."""
+    encoder = _shared_encoder(spec, config.encoder, registry, shared)
     projector_spec = registry.get("projector", config.projector.name or spec.default_projector)
     projector = projector_spec.build(encoder.geometry, llm_dim, config.projector.options or None)
     if config.projector.weights:

@@ -189,6 +189,11 @@ def test_binding_the_toy_encoder_takes_retrieval_from_chance_to_near_perfect(
 
     # the bound encoder points its embedding the target's way; the unbound one (seed 7) does not
     assert cosine("e.npy", "t.npy") > cosine("u.npy", "t.npy") + 0.3
+    # and the model reads it through toy_alt's projector, with no projector of its own
+    assert "projector:\n        from: toy_alt" in written
+    assert main(["chat", "--model", str(latest), "--toy", str(file), "What is it?"]) == 0, (
+        capsys.readouterr().err
+    )
 
 
 def test_a_bind_interrupted_and_resumed_ends_where_an_unbroken_one_does(tmp_path: Path) -> None:
@@ -235,3 +240,64 @@ def test_bad_bind_settings_are_one_error_each(tmp_path: Path, capsys: pytest.Cap
     ]:
         assert main(["bind", str(config), override, "--dry-run"]) != 0
         assert message in capsys.readouterr().err, override
+
+
+# -- another modality's projector (projector.from) ------------------------------------------------
+
+
+def routed_config(tmp_path: Path, *extra: str) -> Any:
+    from anymodal.config import load_config
+    from anymodal.contract.registry import get_registry
+
+    file = tmp_path / "routed.yaml"
+    file.write_text(
+        json.dumps({"model": {"modalities": {"toy": {}, "toy_alt": {"projector": {"from": "toy"}}}}})
+    )
+    return load_config(str(file), list(extra), get_registry())
+
+
+def test_a_routed_modality_goes_through_the_other_modalitys_projector(tmp_path: Path) -> None:
+    from anymodal.contract.registry import get_registry
+    from anymodal.runtime.model import AnyModalModel
+
+    loaded = routed_config(tmp_path)
+    assert loaded.config.model.modalities["toy_alt"].projector.from_ == "toy"
+    assert "from: toy" in loaded.resolved_yaml()
+    model = AnyModalModel.from_config(loaded.config.model, get_registry())
+    assert model.projectors["toy_alt"] is model.projectors["toy"]
+    file = tmp_path / "x.npy"
+    np.save(file, np.ones((4, 8), dtype=np.float32))
+    (projected,) = model.encode([model.prepare("toy_alt", file)])
+    with torch.no_grad():
+        by_hand = model.projectors["toy"](
+            model.encoders["toy_alt"](model.prepare("toy_alt", file).tensor[None])
+        )
+    assert torch.allclose(projected, by_hand[0])
+    assert model.tokens_per_input("toy_alt") == model.tokens_per_input("toy")
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("model.modalities.toy_alt.projector.from=toy_alt", "toy_alt cannot take its own projector"),
+        ("model.modalities.toy_alt.projector.from=image", "image is not enabled (enabled: toy)"),
+        ("model.modalities.toy.projector.from=toy_alt", "toy_alt itself takes toy's projector"),
+        ("model.modalities.toy_alt.projector.name=mlp", "leave this modality's name and weights out"),
+    ],
+)
+def test_bad_routes_are_config_errors(tmp_path: Path, override: str, message: str) -> None:
+    from anymodal.contract.errors import ConfigError
+
+    with pytest.raises(ConfigError) as caught:
+        routed_config(tmp_path, override)
+    assert message in str(caught.value)
+
+
+def test_a_routed_encoder_of_another_width_is_told_to_bind_first(tmp_path: Path) -> None:
+    from anymodal.contract.errors import ConfigError
+    from anymodal.contract.registry import get_registry
+    from anymodal.runtime.model import AnyModalModel
+
+    loaded = routed_config(tmp_path, "model.modalities.toy_alt.encoder.options.dim=8")
+    with pytest.raises(ConfigError, match="reads pooled of pooled_dim 16, and the toy_alt encoder gives 8"):
+        AnyModalModel.from_config(loaded.config.model, get_registry())
