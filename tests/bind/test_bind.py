@@ -301,3 +301,80 @@ def test_a_routed_encoder_of_another_width_is_told_to_bind_first(tmp_path: Path)
     loaded = routed_config(tmp_path, "model.modalities.toy_alt.encoder.options.dim=8")
     with pytest.raises(ConfigError, match="reads pooled of pooled_dim 16, and the toy_alt encoder gives 8"):
         AnyModalModel.from_config(loaded.config.model, get_registry())
+
+
+# -- the real weights' path: ImageBind's vision trunk as the frozen target --------------------------
+
+SMALL_IMAGEBIND = {
+    "kernel_size": [2, 8, 8],
+    "image_size": 32,
+    "out_embed_dim": 16,
+    "vision_embed_dim": 32,
+    "vision_num_blocks": 2,
+    "vision_num_heads": 4,
+}
+
+
+def test_binding_to_imagebinds_frozen_vision_trunk_from_a_checkpoint_in_the_real_layout(
+    tmp_path: Path, use_plugins, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The same command as for any target: only the config names ImageBind and its weights file,
+    a flat state dict as ``imagebind_huge.pth`` is (here at small dimensions, random weights)."""
+    from anymodal_image import plugin as image_plugin
+    from PIL import Image
+
+    from anymodal.encoders.imagebind import ImageBind, ImageBindOptions
+
+    use_plugins(toy, image_plugin)
+    torch.manual_seed(3)
+    trunk = ImageBind(ImageBindOptions(config=SMALL_IMAGEBIND).image_bind_config(), ["vision"])
+    weights = tmp_path / "imagebind_small.pth"
+    torch.save(trunk.state_dict(), weights)
+    assert any(key.startswith("modality_trunks.vision.") for key in trunk.state_dict())
+    data = tmp_path / "data"
+    data.mkdir()
+    rng = np.random.default_rng(1)
+    lines = []
+    for i in range(24):  # a toy array and a picture drawn from it: the pair shares its content
+        array = rng.normal(size=(4, 8)).astype(np.float32)
+        np.save(data / f"{i}.npy", array)
+        pixels = np.kron((array[:, :4] > 0).astype(np.uint8) * 255, np.ones((8, 8), np.uint8))
+        Image.fromarray(np.stack([pixels] * 3, axis=-1)).save(data / f"{i}.png")
+        lines.append(json.dumps({"toy": f"{i}.npy", "image": f"{i}.png"}))
+    (data / "pairs.jsonl").write_text("\n".join(lines) + "\n")
+    image = {
+        "encoder": {"name": "imagebind", "weights": str(weights), "options": {"config": SMALL_IMAGEBIND}},
+        "preprocess": {"image_size": 32},
+    }
+    config = {
+        "model": {"modalities": {"toy": {"encoder": {"options": {"dim": 16}}}, "image": image}},
+        "train": {
+            "output_dir": str(tmp_path / "run"),
+            "batch_size": 8,
+            "max_steps": 4,
+            "feature_cache": str(tmp_path / "cache"),
+        },
+        "bind": {
+            "modality": "toy",
+            "target": "image",
+            "data": str(data / "pairs.jsonl"),
+            "eval_fraction": 0.25,
+        },
+    }
+    file = tmp_path / "bind.yaml"
+    file.write_text(json.dumps(config))
+    assert main(["bind", str(file)]) == 0, capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "target embeddings: 24 encoded, 0 from the cache" in err
+    assert main(["bind", str(file), f"train.output_dir={tmp_path / 'again'}"]) == 0
+    assert "target embeddings: 0 encoded, 24 from the cache" in capsys.readouterr().err
+    # the cached targets are ImageBind's own pooled embeddings of the pictures, from the checkpoint
+    from anymodal.config import load_config
+    from anymodal.contract.registry import get_registry
+    from anymodal.runtime.embedding import embed_files
+
+    loaded = load_config(str(file), [], get_registry())
+    (reference,) = embed_files([("image", data / "0.png")], loaded.config, get_registry())
+    entries = list((tmp_path / "cache").rglob("*.safetensors"))
+    assert len(entries) == 24 and reference.vector.shape == (16,)
+    assert any(torch.allclose(load_file(str(e))["pooled"], reference.vector, atol=1e-5) for e in entries)
