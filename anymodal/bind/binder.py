@@ -10,7 +10,8 @@ against the batch's targets (:mod:`anymodal.bind.objective`). The held-out pairs
 retrieval recall@k, at every ``train.eval_every`` and at the end.
 
 A checkpoint is a model directory: ``encoders/<modality>.safetensors`` (the trained encoder's state
-dict, which the encoder's loader reads back) and ``anymodal.yaml``, the config with the encoder's
+dict, in its own checkpoint layout when it has one, ``checkpoint_state``: ImageBind's flat keys;
+what the encoder's loader reads back) and ``anymodal.yaml``, the config with the encoder's
 ``weights`` pointing there and its projector the target's (``projector: {from: <target>}``), so
 ``anymodal chat``, ``serve`` and ``embed`` use the bound encoder at once, and the LLM reads it
 through the projector trained for the target (zero-shot); ``retrieval.json`` holds the held-out
@@ -207,6 +208,10 @@ class Binder(Loop):
         encoder = {
             key[len("encoder.") :]: value for key, value in state.items() if key.startswith("encoder.")
         }
+        # An encoder whose weights file has its own layout (ImageBind's) says how to write it.
+        layout = getattr(self.encoder, "checkpoint_state", None)
+        if callable(layout):
+            encoder = layout(encoder)
         if not self.accelerator.is_main_process:
             return
         folder = temporary / ENCODERS_DIR

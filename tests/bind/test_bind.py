@@ -378,3 +378,68 @@ def test_binding_to_imagebinds_frozen_vision_trunk_from_a_checkpoint_in_the_real
     entries = list((tmp_path / "cache").rglob("*.safetensors"))
     assert len(entries) == 24 and reference.vector.shape == (16,)
     assert any(torch.allclose(load_file(str(e))["pooled"], reference.vector, atol=1e-5) for e in entries)
+
+
+def test_a_bound_imagebind_trunk_is_written_in_imagebinds_own_layout_and_read_back(
+    tmp_path: Path, use_plugins, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A new head on a frozen ImageBind backbone (bind.trainable), the checkpoint in the flat layout
+    its loader reads, and the checkpoint's model embedding with the trained head."""
+    from anymodal_image import plugin as image_plugin
+    from PIL import Image
+
+    from anymodal.config import load_config
+    from anymodal.contract.registry import get_registry
+    from anymodal.runtime.embedding import embed_files
+
+    use_plugins(toy, image_plugin)
+    data = tmp_path / "data"
+    data.mkdir()
+    rng = np.random.default_rng(2)
+    lines = []
+    for i in range(12):
+        np.save(data / f"{i}.npy", rng.normal(size=(4, 8)).astype(np.float32))
+        Image.fromarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(data / f"{i}.png")
+        lines.append(json.dumps({"image": f"{i}.png", "toy": f"{i}.npy"}))
+    (data / "pairs.jsonl").write_text("\n".join(lines) + "\n")
+    image = {
+        "encoder": {"name": "imagebind", "options": {"config": SMALL_IMAGEBIND}},
+        "preprocess": {"image_size": 32},
+    }
+    config = {
+        "model": {"modalities": {"image": image, "toy": {}}},
+        "train": {"output_dir": str(tmp_path / "run"), "batch_size": 4, "max_steps": 3},
+        "bind": {
+            "modality": "image",
+            "target": "toy",
+            "data": str(data / "pairs.jsonl"),
+            "eval_fraction": 0.25,
+            "trainable": ["model.modality_heads."],
+        },
+    }
+    file = tmp_path / "bind.yaml"
+    file.write_text(json.dumps(config))
+    assert main(["bind", str(file), "--dry-run"]) == 0
+    # the head: LayerNorm(32), 64 weights, and Linear(32 -> 16) without bias, 512
+    assert "trainable parameters 576 of" in capsys.readouterr().out
+    assert main(["bind", str(file)]) == 0, capsys.readouterr().err
+    checkpoint = tmp_path / "run" / "checkpoint-0000003"
+    written = load_file(str(checkpoint / ENCODERS_DIR / "image.safetensors"))
+    assert all(
+        key.startswith(
+            (
+                "modality_preprocessors.vision.",
+                "modality_trunks.vision.",
+                "modality_heads.vision.",
+                "modality_postprocessors.vision",
+            )
+        )
+        for key in written
+    )
+    untrained = embed_files(
+        [("image", data / "0.png")], load_config(str(file), [], get_registry()).config, get_registry()
+    )
+    bound = embed_files(
+        [("image", data / "0.png")], load_config(str(checkpoint), [], get_registry()).config, get_registry()
+    )
+    assert not torch.allclose(untrained[0].vector, bound[0].vector)  # the trained head, read back

@@ -45,3 +45,9 @@ class ImageBindEncoder(nn.Module):
     def load_weights(self, path: str | Path) -> None:
         """Load this trunk's tensors from an official ImageBind checkpoint (other trunks are skipped)."""
         load_imagebind_weights(self.model, path)
+
+    def checkpoint_state(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """``state`` (this module's state dict) in the official checkpoint's flat layout
+        (``modality_trunks.<trunk>...``), what :meth:`load_weights` reads: how ``anymodal bind``
+        writes a trained trunk."""
+        return {key.removeprefix("model."): value for key, value in state.items()}
