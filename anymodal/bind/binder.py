@@ -223,8 +223,10 @@ class Binder(Loop):
         data = self.loaded.to_dict()
         section = data["model"]["modalities"][self.modality]
         section["encoder"]["weights"] = f"./{ENCODERS_DIR}/{self.modality}.safetensors"
-        # Its embeddings are now the target's kind: its inputs go through the target's projector.
-        section["projector"] = {"from": self.target}
+        # Its embeddings are now the target's kind: its inputs go through the target's projector,
+        # at the length of the target's own (the objective trains directions only).
+        norm = float(self.targets["train"].norm(dim=-1).mean()) if "train" in self.targets else None
+        section["projector"] = {"from": self.target, "norm": norm}
         header = f"# anymodal bind of {self.modality} to {self.target}, from {self.loaded.source}\n"
         (temporary / CHECKPOINT_CONFIG).write_text(header + OmegaConf.to_yaml(OmegaConf.create(data)))
         (temporary / "versions.json").write_text(

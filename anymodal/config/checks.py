@@ -88,6 +88,19 @@ def _routing_issues(data: Mapping[str, Any]) -> list[Issue]:
     issues = []
     for name, block in modalities.items():
         source = get_key(block, "projector.from") if isinstance(block, Mapping) else None
+        norm = get_key(block, "projector.norm") if isinstance(block, Mapping) else None
+        if norm is not None and not isinstance(source, str):
+            key = f"model.modalities.{name}.projector.norm"
+            issues.append(
+                Issue(
+                    key,
+                    f"{key}: scales the pooled embedding for another modality's projector; set "
+                    "projector.from too",
+                )
+            )
+        elif isinstance(norm, (int, float)) and not isinstance(norm, bool) and norm <= 0:
+            key = f"model.modalities.{name}.projector.norm"
+            issues.append(Issue(key, f"{key}: must be more than 0, got {norm}"))
         if not isinstance(source, str):
             continue
         key = f"model.modalities.{name}.projector.from"
@@ -101,7 +114,7 @@ def _routing_issues(data: Mapping[str, Any]) -> list[Issue]:
         elif isinstance(other, Mapping) and isinstance(get_key(other, "projector.from"), str):
             further = get_key(other, "projector.from")
             issues.append(Issue(key, f"{key}: {source} itself takes {further}'s projector; name {further}"))
-        elif any(get_key(block, f"projector.{part}") for part in ("name", "weights")):
+        elif any(get_key(block, f"projector.{part}") for part in ("name", "weights", "options")):
             message = f"{key}: the projector is {source}'s; leave this modality's name and weights out"
             issues.append(Issue(key, message))
     return issues

@@ -29,6 +29,10 @@ class ProjectorConfig:
     #: its image projection: for an encoder bound to that modality's space (``anymodal bind``).
     #: ``name``, ``weights`` and ``options`` are then that modality's.
     from_: str | None = field(default=None, metadata={"key": "from"})
+    #: With ``from``: the length the pooled embedding is scaled to (after L2-normalising it) before
+    #: that projector reads it, the typical length of that modality's own embeddings; ``anymodal
+    #: bind`` writes it (its objective trains directions, not lengths). None: as the encoder gives it.
+    norm: float | None = None
 
 
 @dataclass

@@ -114,7 +114,9 @@ class AnyModalModel(nn.Module):
             for name, modality_config in config.modalities.items():
                 source = modality_config.projector.from_
                 if source:
-                    projectors[name] = _routed_projector(name, source, encoders, projectors)
+                    routed = _routed_projector(name, source, encoders, projectors)
+                    norm = modality_config.projector.norm
+                    projectors[name] = routed if norm is None else Rescaled(routed, norm)
         model = cls(config, bridge, specs, encoders, projectors)
         model.encoders.to(device=place.encoder_device, dtype=DTYPES[place.encoder_dtype])
         model.projectors.to(device=place.device, dtype=DTYPES[place.dtype])
@@ -375,6 +377,23 @@ def _shared_encoder(
         if key is not None:
             shared[key] = encoder
     return encoder
+
+
+class Rescaled(nn.Module):
+    """Another modality's projector (``projector.from``), fed the pooled embedding L2-normalised and
+    scaled to ``norm`` (``projector.norm``): the length that projector was trained on."""
+
+    def __init__(self, projector: nn.Module, norm: float) -> None:
+        super().__init__()
+        self.projector = projector
+        self.norm = norm
+        self.num_tokens = projector.num_tokens
+        self.reads = getattr(projector, "reads", ("features", "pooled"))
+
+    def forward(self, output: EncoderOutput) -> torch.Tensor:
+        pooled = torch.nn.functional.normalize(output.pooled, dim=-1) * self.norm
+        projected: torch.Tensor = self.projector(EncoderOutput(output.features, pooled))
+        return projected
 
 
 def _routed_projector(

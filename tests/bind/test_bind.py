@@ -443,3 +443,28 @@ def test_a_bound_imagebind_trunk_is_written_in_imagebinds_own_layout_and_read_ba
         [("image", data / "0.png")], load_config(str(checkpoint), [], get_registry()).config, get_registry()
     )
     assert not torch.allclose(untrained[0].vector, bound[0].vector)  # the trained head, read back
+
+
+def test_a_routed_embedding_can_be_scaled_to_the_length_the_projector_knows(tmp_path: Path) -> None:
+    from anymodal.contract.errors import ConfigError
+    from anymodal.contract.registry import get_registry
+    from anymodal.runtime.model import AnyModalModel
+
+    loaded = routed_config(tmp_path, "model.modalities.toy_alt.projector.norm=3.5")
+    model = AnyModalModel.from_config(loaded.config.model, get_registry())
+    file = tmp_path / "x.npy"
+    np.save(file, np.full((4, 8), 0.3, dtype=np.float32))
+    prepared = model.prepare("toy_alt", file)
+    (projected,) = model.encode([prepared])
+    with torch.no_grad():
+        output = model.encoders["toy_alt"](prepared.tensor[None])
+        scaled = F.normalize(output.pooled, dim=-1) * 3.5
+        by_hand = model.projectors["toy"](type(output)(output.features, scaled))
+    assert torch.allclose(projected, by_hand[0], atol=1e-6)
+    assert model.projectors["toy_alt"].projector is model.projectors["toy"]
+    for override, message in [
+        ("model.modalities.toy.projector.norm=2", "set projector.from too"),
+        ("model.modalities.toy_alt.projector.norm=-1", "must be more than 0"),
+    ]:
+        with pytest.raises(ConfigError, match=message):
+            routed_config(tmp_path, override)
