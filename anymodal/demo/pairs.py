@@ -4,11 +4,22 @@
 for an image file: a shape, a colour, a position and a size, from the image modality's balanced
 schedule (so the four shapes come equally often, give or take one), rendered exactly as
 ``anymodal demo-data`` renders its images, so the demo model's image encoder sees the pictures it
-was trained on. Each sensor then renders the same scene's shape its own way: a point cloud
-(:mod:`~anymodal.demo.pointcloud`, its own random pose), a depth map and a thermal image (the demo
-world's depth and thermal renderers, with their own placement, distance and temperature; those two
-attributes come from their modalities' balanced schedules too). What a sensor shares with its image
-is the shape, and only the shape.
+was trained on. Each sensor then renders the same scene its own way:
+
+* the point cloud (:mod:`~anymodal.demo.pointcloud`) scans the scene the picture shows, with
+  everything a lidar sees of it: the shape (a star's inner radius too), its size, its turn in the
+  picture's plane and its place in the picture (:meth:`CloudPose.from_placement
+  <anymodal.demo.pointcloud.CloudPose.from_placement>`: the central square the image plugin keeps
+  spans :data:`~anymodal.demo.pointcloud.SCENE_SIDE_M` metres of the x/y plane, y up). On top come
+  the scanner's own nuisances (:data:`~anymodal.demo.pointcloud.SCENE_OPTIONS`): a tilt of the
+  plane of up to 20 degrees, a distance along z, jitter, point count and density, an occluder,
+  stray returns. It does not see colour or background;
+* the depth map and the thermal image (the demo world's depth and thermal renderers, with their
+  own placement, distance and temperature; those two attributes come from their modalities'
+  balanced schedules too) share the shape with the picture, and only the shape.
+
+``scenes.jsonl`` records the pose a cloud was given under ``pointcloud.render.pose`` (with
+``size``, ``spin_deg`` and ``offset``, the values used, beside it).
 
 On disk, under ``out_dir``::
 
@@ -47,8 +58,9 @@ import numpy as np
 from anymodal.contract.errors import UsageError
 from anymodal.contract.wording import did_you_mean
 from anymodal.demo.pictures import render_depth, render_image, render_thermal
-from anymodal.demo.pointcloud import save_point_cloud, synthesize_point_cloud
+from anymodal.demo.pointcloud import SCENE_OPTIONS, CloudPose, save_point_cloud, synthesize_point_cloud
 from anymodal.demo.schedule import balanced_schedule
+from anymodal.demo.shapes import Placement
 from anymodal.demo.vocabulary import ATTRIBUTES
 
 __all__ = ["PAIRS_FILE", "SCENES_FILE", "SENSORS", "pair_path", "write_pairs"]
@@ -113,19 +125,21 @@ def _write_scene(
     shape = attributes[TARGET]["shape"]
     line: dict[str, Any] = {"scene": scene, "shape": shape}
     description: dict[str, Any] = {"scene": scene, "shape": shape}
-    for modality in (TARGET, *sensors):
+    picture: dict[str, Any] = {}
+    for modality in (TARGET, *sensors):  # the image first: the point cloud scans its scene
         relative = pair_path(modality, scene)
         rng = np.random.default_rng([seed, scene, STREAMS[modality]])
         path = root / relative
         mine = attributes.get(modality, {})
         if modality == "image":
-            params = render_image(mine, rng, path)
+            params = picture = render_image(mine, rng, path)
         elif modality == "depth":
             params = render_depth(mine, rng, path, shape=shape)
         elif modality == "thermal":
             params = render_thermal(mine, rng, path, shape=shape)
         else:
-            points, params = synthesize_point_cloud(shape, rng)
+            pose = CloudPose.from_placement(Placement(**picture["placement"]), picture["region"])
+            points, params = synthesize_point_cloud(shape, rng, SCENE_OPTIONS, pose)
             save_point_cloud(path, points)
         line[modality] = relative
         description[modality] = {"file": relative, "attributes": dict(mine), "render": params}

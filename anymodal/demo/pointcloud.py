@@ -5,20 +5,33 @@ The object is a shape's outline from :mod:`~anymodal.demo.shapes` (the same corn
 extruded into a slab: a bounding size of 1 in its own frame, a thickness along z, centred on its
 centre of mass. Points lie on its surface, on both faces (uniform over the area) and on the side
 walls (uniform over the outline and the thickness), in a mix that varies from outline-heavy to
-face-heavy. The slab is then posed: any turn in its plane, a tilt of the plane, a size, an offset.
+face-heavy. The slab is then posed: a turn in its plane, a tilt of the plane, a size, an offset.
 Last come what a real scanner adds: Gaussian jitter, sometimes an occluder hiding one side of the
 object (the points beyond a cut across the plane are gone, as from a single viewpoint with
 something in front), and sometimes a few stray returns anywhere around it.
 
+The pose is random (any turn, a size and an offset from the options' ranges), or a scene's: a
+:class:`CloudPose` gives the object's size, its turn in the plane, its x/y offset and a star's
+inner radius, and :meth:`CloudPose.from_placement` reads them off a picture's
+:class:`~anymodal.demo.shapes.Placement`, so that a cloud scans the very scene an image shows (see
+:data:`SCENE_SIDE_M` for the mapping). The tilt, the distance along z and every sensor nuisance stay
+random either way; :data:`SCENE_OPTIONS` keeps them mild enough that the pose stays readable. The
+tilt turns the plane about an axis in it through the object's centre (the least rotation taking
++z to the plane's normal), so it moves neither the centre nor the turn measured in the plane:
+turning the plane flat again by the least rotation (its normal found by PCA, say) gives both back.
+
 Every random choice is drawn from the caller's numpy Generator, in a fixed order, within the
-ranges of a :class:`PointCloudOptions`; the same seed gives the same cloud. The number of points
-returned is exactly the one drawn: the occluder's share is sampled on top and cut away.
+ranges of a :class:`PointCloudOptions`; the same seed gives the same cloud. A pose replaces drawn
+values without skipping their draws, so a seed draws the same nuisances with or without one. The
+number of points returned is exactly the one drawn: the occluder's share is sampled on top and cut
+away.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +40,9 @@ import numpy as np
 from anymodal.demo.shapes import STAR_RATIO, Placement, vertices
 
 __all__ = [
+    "SCENE_OPTIONS",
+    "SCENE_SIDE_M",
+    "CloudPose",
     "PointCloudOptions",
     "point_cloud",
     "save_point_cloud",
@@ -94,14 +110,77 @@ class PointCloudOptions:
 #: The ranges :func:`point_cloud` uses unless given others.
 DEFAULT_OPTIONS = PointCloudOptions()
 
+#: The nuisances of a scan of a posed scene (:mod:`anymodal.demo.pairs` uses them): a tilt of the
+#: plane of at most 20 degrees, occluders hiding at most a fifth of the object and at most 2 %
+#: strays, so that the object's place, size and turn in its plane stay readable off the cloud. The
+#: other ranges are the defaults (size and the x/y offset come from the pose).
+SCENE_OPTIONS = PointCloudOptions(max_tilt_deg=20.0, occlusion=(0.05, 0.2), outliers=(0.0, 0.02))
 
-def point_cloud(shape: str, rng: np.random.Generator, options: PointCloudOptions | None = None) -> np.ndarray:
+#: Metres that the side of a picture's central square (the part the image plugin keeps) spans in
+#: a posed cloud's x/y plane: a shape of a fifth of the square is 0.8 m across, and one at the
+#: square's left edge sits 2 m left of the origin.
+SCENE_SIDE_M = 4.0
+
+
+@dataclass(frozen=True)
+class CloudPose:
+    """Where a scene puts its object in a cloud's frame (metres; x right, y up, z towards the
+    sensor): its bounding size, its turn in the plane in degrees (counter-clockwise as seen from
+    +z, as a :class:`~anymodal.demo.shapes.Placement`'s angle is as seen on the picture), the x and y
+    of its centre of mass, and for a star the ratio of its inner to its outer radius (None: drawn).
+    """
+
+    size: float
+    spin_deg: float
+    offset_x: float
+    offset_y: float
+    star_ratio: float | None = None
+
+    def __post_init__(self) -> None:
+        """Raise ValueError for a size that is not positive or a value that is not finite."""
+        values = [self.size, self.spin_deg, self.offset_x, self.offset_y]
+        if not all(math.isfinite(value) for value in values) or self.size <= 0:
+            raise ValueError(f"a pose needs a positive size and finite values, not {self}")
+        if self.star_ratio is not None and not 0 < self.star_ratio < 1:
+            raise ValueError(f"a star's radius ratio must lie in (0, 1), not {self.star_ratio}")
+
+    @classmethod
+    def from_placement(
+        cls, placement: Placement, region: Sequence[float], side_m: float = SCENE_SIDE_M
+    ) -> CloudPose:
+        """The pose of the scene a picture shows: ``placement`` (pixels, y down) within ``region``
+        = (left, top, side) of its central square, mapped onto a square ``side_m`` metres wide
+        centred on the origin, y up. The offset is the centre's position relative to the square's
+        centre, the size the bounding size, both scaled by ``side_m / side``; the turn is the
+        picture's, and so is a star's radius ratio."""
+        left, top, side = (float(value) for value in region)
+        if side <= 0:
+            raise ValueError(f"a region's side must be positive, not {side}")
+        scale = side_m / side
+        return cls(
+            size=round(placement.size * scale, 6),
+            spin_deg=round(placement.angle, 6),
+            offset_x=round((placement.cx - left - side / 2) * scale, 6),
+            offset_y=round((top + side / 2 - placement.cy) * scale, 6),
+            star_ratio=placement.ratio if placement.shape == "star" else None,
+        )
+
+
+def point_cloud(
+    shape: str,
+    rng: np.random.Generator,
+    options: PointCloudOptions | None = None,
+    pose: CloudPose | None = None,
+) -> np.ndarray:
     """float32 ``[N, 3]``: a scan of one ``shape`` (see :func:`synthesize_point_cloud`), points only."""
-    return synthesize_point_cloud(shape, rng, options)[0]
+    return synthesize_point_cloud(shape, rng, options, pose)[0]
 
 
 def synthesize_point_cloud(
-    shape: str, rng: np.random.Generator, options: PointCloudOptions | None = None
+    shape: str,
+    rng: np.random.Generator,
+    options: PointCloudOptions | None = None,
+    pose: CloudPose | None = None,
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """float32 ``[N, 3]`` points of one ``shape`` in metres, in random order, and the parameters
     drawn (JSON-able).
@@ -113,10 +192,17 @@ def synthesize_point_cloud(
     object on one side; in half of all clouds 0-3 % stray points around it. A star's inner to outer
     radius ratio is drawn from :data:`anymodal.demo.shapes.STAR_RATIO`.
 
+    pose: a scene's (:class:`CloudPose`): its size, turn, x/y offset and star ratio replace the
+    drawn ones (which are still drawn, so the other draws do not shift); the tilt, the z offset
+    and the noise stay random. The parameters returned then hold the pose under ``"pose"``
+    (None without one); ``size``, ``spin_deg``, ``offset`` and ``star_ratio`` are the values used.
+
     Raises ValueError for a shape not in :data:`anymodal.demo.vocabulary.SHAPES`.
     """
     opts = options or DEFAULT_OPTIONS
     ratio = _draw(rng, STAR_RATIO)  # drawn for every shape, so a seed poses every shape alike
+    if pose is not None and pose.star_ratio is not None:
+        ratio = pose.star_ratio
     outline = Placement(shape, 0.0, 0.0, 1.0, 0.0, ratio)  # checks the name; only a star uses ratio
     count = int(rng.integers(opts.points[0], opts.points[1] + 1))
     size, thickness = _draw(rng, opts.size), _draw(rng, opts.thickness)
@@ -132,6 +218,8 @@ def synthesize_point_cloud(
     hidden_side = _draw(rng, (0.0, 360.0))
     stray = _draw(rng, opts.outliers) if rng.random() < opts.outlier_chance else 0.0
     outliers = min(round(stray * count), count - 1)
+    if pose is not None:
+        size, spin, offset = pose.size, pose.spin_deg, [pose.offset_x, pose.offset_y, offset[2]]
 
     kept = count - outliers
     surface = _surface(outline, thickness, math.ceil(kept / (1.0 - hidden)), wall_share, rng)
@@ -158,6 +246,7 @@ def synthesize_point_cloud(
         "occluded": hidden,
         "occluded_side_deg": hidden_side if hidden else None,
         "outliers": outliers,
+        "pose": None if pose is None else asdict(pose),
     }
     return points.astype(np.float32), params
 

@@ -2,7 +2,8 @@
 (give or take their noise), and telling the four shapes apart -- learnably, not trivially.
 
 The parameters a cloud returns are enough to undo its pose, so the geometry is checked in the
-object's own frame, against the slab's surface computed here from scratch.
+object's own frame, against the slab's surface computed here from scratch. A cloud given a scene's
+pose (a picture's placement) lies where the picture's shape lies, mapped into metres.
 """
 
 from __future__ import annotations
@@ -14,7 +15,15 @@ from typing import Any
 import numpy as np
 import pytest
 
-from anymodal.demo.pointcloud import PointCloudOptions, point_cloud, save_point_cloud, synthesize_point_cloud
+from anymodal.demo.pointcloud import (
+    SCENE_SIDE_M,
+    CloudPose,
+    PointCloudOptions,
+    point_cloud,
+    save_point_cloud,
+    synthesize_point_cloud,
+)
+from anymodal.demo.shapes import Placement, vertices
 from anymodal.demo.vocabulary import SHAPES
 
 #: No jitter, no occluder, no strays: every point exactly on the slab's surface.
@@ -129,6 +138,64 @@ def test_simple_rotation_invariant_features_tell_the_shapes_apart() -> None:
     assert accuracy >= 0.6
 
 
+def test_a_pose_from_a_placement_maps_the_picture_s_central_square_onto_the_plane() -> None:
+    region = (20.0, 0.0, 200.0)  # a 240 x 200 canvas: its central square starts 20 px in
+    centred = CloudPose.from_placement(Placement("square", 120.0, 100.0, 50.0, 7.5), region)
+    assert centred == CloudPose(size=1.0, spin_deg=7.5, offset_x=0.0, offset_y=0.0)
+    corner = CloudPose.from_placement(Placement("star", 20.0, 0.0, 20.0, -3.0, 0.4), region)
+    half = SCENE_SIDE_M / 2
+    assert corner == CloudPose(size=0.4, spin_deg=-3.0, offset_x=-half, offset_y=half, star_ratio=0.4)
+    with pytest.raises(ValueError, match="side"):
+        CloudPose.from_placement(Placement("circle", 1.0, 1.0, 1.0), (0, 0, 0))
+    with pytest.raises(ValueError, match="positive size"):
+        CloudPose(size=0.0, spin_deg=0.0, offset_x=0.0, offset_y=0.0)
+    with pytest.raises(ValueError, match="ratio"):
+        CloudPose(size=1.0, spin_deg=0.0, offset_x=0.0, offset_y=0.0, star_ratio=1.5)
+
+
+@pytest.mark.parametrize("shape", ["square", "triangle", "star"])
+def test_a_posed_cloud_lies_on_the_picture_s_outline_mapped_into_metres(shape: str) -> None:
+    """Walls only, flat, no noise: seen from +z, every point is on the picture's own outline (its
+    corners from :func:`vertices`, pixels to metres, y flipped), turned the picture's way."""
+    region = (0.0, 30.0, 160.0)
+    placement = Placement(shape, 50.0, 130.0, 40.0, 11.0, 0.42)
+    options = PointCloudOptions(
+        jitter=(0.0, 0.0), occlusion_chance=0.0, outlier_chance=0.0, wall_share=(1, 1), max_tilt_deg=0.0
+    )
+    pose = CloudPose.from_placement(placement, region)
+    points, params = synthesize_point_cloud(shape, np.random.default_rng(4), options, pose)
+    scale = SCENE_SIDE_M / region[2]
+    corners = [((x - 80.0) * scale, (110.0 - y) * scale) for x, y in vertices(placement)]
+    assert np.abs(_distance_to_outline(points[:, :2].astype(np.float64), np.array(corners))).max() < 1e-5
+    assert params["pose"]["spin_deg"] == 11.0 and params["spin_deg"] == 11.0
+    assert params["size"] == pose.size == 1.0 and params["offset"][:2] == [pose.offset_x, pose.offset_y]
+    assert params["star_ratio"] == (0.42 if shape == "star" else None)
+
+
+def test_a_pose_replaces_the_drawn_pose_and_leaves_every_other_draw_alone() -> None:
+    pose = CloudPose(size=1.3, spin_deg=-8.0, offset_x=0.7, offset_y=-1.1, star_ratio=0.4)
+    free, drawn = synthesize_point_cloud("star", np.random.default_rng(9))
+    posed, used = synthesize_point_cloud("star", np.random.default_rng(9), pose=pose)
+    again, used_again = synthesize_point_cloud("star", np.random.default_rng(9), pose=pose)
+    assert np.array_equal(posed, again) and used == used_again
+    assert len(posed) == len(free) and drawn["pose"] is None
+    assert used["pose"] == {
+        "size": 1.3,
+        "spin_deg": -8.0,
+        "offset_x": 0.7,
+        "offset_y": -1.1,
+        "star_ratio": 0.4,
+    }
+    assert (used["size"], used["spin_deg"], used["star_ratio"]) == (1.3, -8.0, 0.4)
+    assert used["offset"] == [0.7, -1.1, drawn["offset"][2]]
+    posed_keys = ("size", "spin_deg", "offset", "star_ratio", "pose")
+    assert {k: v for k, v in used.items() if k not in posed_keys} == {
+        k: v for k, v in drawn.items() if k not in posed_keys
+    }
+    centre = np.median(posed, axis=0)
+    assert abs(centre[0] - 0.7) < 0.15 and abs(centre[1] + 1.1) < 0.15
+
+
 def test_an_unknown_shape_names_the_known_ones() -> None:
     with pytest.raises(ValueError, match="circle, square, triangle, star"):
         point_cloud("hexagon", np.random.default_rng(0))
@@ -184,6 +251,16 @@ def _distance_to_surface(local: np.ndarray, shape: str, thickness: float) -> np.
         excess = np.abs(local) - np.array([0.5, 0.5, thickness / 2])
     outside = np.linalg.norm(np.maximum(excess, 0.0), axis=1)
     return outside + np.minimum(excess.max(axis=1), 0.0)
+
+
+def _distance_to_outline(points: np.ndarray, corners: np.ndarray) -> np.ndarray:
+    """Each 2-D point's distance to the nearest edge of the closed polygon ``corners``."""
+    ends = np.roll(corners, -1, axis=0)
+    edge = ends - corners  # [K, 2]
+    rel = points[:, None, :] - corners[None]  # [N, K, 2]
+    along = np.clip((rel * edge).sum(axis=2) / (edge**2).sum(axis=1), 0.0, 1.0)
+    gap = rel - along[:, :, None] * edge[None]
+    return np.linalg.norm(gap, axis=2).min(axis=1)
 
 
 def _dataset(seed: int, count: int) -> tuple[np.ndarray, np.ndarray]:
