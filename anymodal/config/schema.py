@@ -27,7 +27,8 @@ class ProjectorConfig:
     #: Written ``from``: another enabled modality whose projector (its very module and weights)
     #: this modality's inputs go through, as PandaGPT sends audio, depth, thermal and IMU through
     #: its image projection: for an encoder bound to that modality's space (``anymodal bind``).
-    #: ``name``, ``weights`` and ``options`` are then that modality's.
+    #: ``name``, ``weights`` and ``options`` are then that modality's, and so is the span framing
+    #: the input in the prompt (``<image>...</image>``), as PandaGPT frames every modality as an image.
     from_: str | None = field(default=None, metadata={"key": "from"})
     #: With ``from``: the length the pooled embedding is scaled to (after L2-normalising it) before
     #: that projector reads it, the typical length of that modality's own embeddings; ``anymodal

@@ -147,6 +147,11 @@ class AnyModalModel(nn.Module):
             span_open=config.span_open,
             span_close=config.span_close,
             extra_stop=extra_stop,
+            span_names={
+                name: section.projector.from_
+                for name, section in config.modalities.items()
+                if section.projector.from_
+            },
         )
 
     def check_modality(self, modality: str) -> ModalitySpec:

@@ -126,6 +126,10 @@ class PromptProcessor:
     span_close: str = "</{name}>"
     #: Stop strings added to the template's own (config ``generation.stop``, the EOS text, ...).
     extra_stop: tuple[str, ...] = ()
+    #: The name a modality's span shows when it is not the modality's own: a modality read through
+    #: another's projector (``projector.from``) is framed as that one, as PandaGPT frames every
+    #: modality as an image.
+    span_names: Mapping[str, str] = field(default_factory=dict)
     _pattern: re.Pattern[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -180,7 +184,8 @@ class PromptProcessor:
         """The (open, close) text around an input of ``modality``."""
         if self.template.span is not None:
             return self.template.span
-        return self.span_open.format(name=modality), self.span_close.format(name=modality)
+        name = self.span_names.get(modality, modality)
+        return self.span_open.format(name=name), self.span_close.format(name=name)
 
     def process(
         self,

@@ -274,6 +274,9 @@ def test_a_routed_modality_goes_through_the_other_modalitys_projector(tmp_path: 
         )
     assert torch.allclose(projected, by_hand[0])
     assert model.tokens_per_input("toy_alt") == model.tokens_per_input("toy")
+    # framed in the prompt as the modality whose projector reads it, as PandaGPT frames all as images
+    processor = model.prompt_processor(get_registry())
+    assert processor.span("toy_alt") == processor.span("toy") == ("<toy>", "</toy>")
 
 
 @pytest.mark.parametrize(
