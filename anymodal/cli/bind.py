@@ -9,22 +9,14 @@ from __future__ import annotations
 
 import click
 
+from anymodal.cli.train import run_arguments
 from anymodal.config import load_config
 from anymodal.contract.registry import get_registry
 
 
 def bind() -> click.Command:
     @click.command("bind")
-    @click.argument("source", metavar="CONFIG")
-    @click.argument("overrides", nargs=-1, metavar="[KEY=VALUE]...")
-    @click.option(
-        "--resume",
-        is_flag=False,
-        flag_value="latest",
-        default=None,
-        metavar="[DIR]",
-        help="Continue from the latest checkpoint in train.output_dir, or from checkpoint DIR.",
-    )
+    @run_arguments
     @click.option(
         "--dry-run", is_flag=True, help="Check the config and the pairs, say what would train, and exit."
     )

@@ -7,24 +7,35 @@ One process by default; for several GPUs launch the same command through acceler
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any, TypeVar
+
 import click
 
 from anymodal.config import load_config
 from anymodal.contract.registry import get_registry
 
+F = TypeVar("F", bound=Callable[..., Any])
 
-def train() -> click.Command:
-    @click.command("train")
-    @click.argument("source", metavar="CONFIG")
-    @click.argument("overrides", nargs=-1, metavar="[KEY=VALUE]...")
-    @click.option(
+
+def run_arguments(command: F) -> F:
+    """CONFIG, the ``KEY=VALUE`` overrides and ``--resume [DIR]`` of a training-loop command
+    (``train``, ``bind``)."""
+    command = click.option(
         "--resume",
         is_flag=False,
         flag_value="latest",
         default=None,
         metavar="[DIR]",
         help="Continue from the latest checkpoint in train.output_dir, or from checkpoint DIR.",
-    )
+    )(command)
+    command = click.argument("overrides", nargs=-1, metavar="[KEY=VALUE]...")(command)
+    return click.argument("source", metavar="CONFIG")(command)
+
+
+def train() -> click.Command:
+    @click.command("train")
+    @run_arguments
     @click.option(
         "--dry-run",
         is_flag=True,
