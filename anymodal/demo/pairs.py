@@ -56,12 +56,12 @@ from typing import Any
 import numpy as np
 
 from anymodal.contract.errors import UsageError
-from anymodal.contract.wording import did_you_mean
 from anymodal.demo.pictures import render_depth, render_image, render_thermal
 from anymodal.demo.pointcloud import SCENE_OPTIONS, CloudPose, save_point_cloud, synthesize_point_cloud
 from anymodal.demo.schedule import balanced_schedule
 from anymodal.demo.shapes import Placement
 from anymodal.demo.vocabulary import ATTRIBUTES
+from anymodal.demo.world import chosen_names, prepare_output
 
 __all__ = ["PAIRS_FILE", "SCENES_FILE", "SENSORS", "pair_path", "write_pairs"]
 
@@ -96,13 +96,13 @@ def write_pairs(out_dir: Path, count: int, seed: int, sensors: Sequence[str] = S
     Raises UsageError for a count below 1, a seed outside 0..2**32-1, an unknown or no sensor, or an
     ``out_dir`` that is a file or not empty.
     """
-    chosen = _chosen_sensors(sensors)
+    chosen = chosen_names(sensors, SENSORS, "sensor")
     if count < 1:
         raise UsageError(f"the number of scenes must be at least 1, not {count}")
     if not 0 <= seed < 2**32:
         raise UsageError(f"the seed must be in 0..{2**32 - 1}, not {seed}")
     root = Path(out_dir)
-    _prepare(root, [TARGET, *chosen])
+    prepare_output(root, [TARGET, *chosen])
     schedules = {
         modality: _schedule(modality, count, seed) for modality in _SCHEDULED if modality in (TARGET, *chosen)
     }
@@ -144,29 +144,6 @@ def _write_scene(
         line[modality] = relative
         description[modality] = {"file": relative, "attributes": dict(mine), "render": params}
     return line, description
-
-
-def _chosen_sensors(sensors: Sequence[str]) -> list[str]:
-    if isinstance(sensors, str):  # one name, not its letters
-        sensors = [sensors]
-    for name in sensors:
-        if name not in SENSORS:
-            raise UsageError(
-                f"unknown sensor {name!r}{did_you_mean(name, SENSORS)}",
-                hint=f"choose from {', '.join(SENSORS)}",
-            )
-    if not sensors:
-        raise UsageError("no sensor chosen", hint=f"choose from {', '.join(SENSORS)}")
-    return [name for name in SENSORS if name in sensors]
-
-
-def _prepare(root: Path, modalities: Sequence[str]) -> None:
-    if root.exists() and not root.is_dir():
-        raise UsageError(f"output path {root} is a file, not a directory", hint="choose a directory")
-    if root.is_dir() and any(root.iterdir()):
-        raise UsageError(f"output directory {root} is not empty", hint="choose an empty or a new one")
-    for modality in modalities:
-        (root / modality).mkdir(parents=True, exist_ok=True)
 
 
 def _schedule(modality: str, count: int, seed: int) -> list[dict[str, str]]:

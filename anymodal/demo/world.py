@@ -117,7 +117,12 @@ def generate_world(
     if not 0 <= seed < 2**32:
         raise UsageError(f"the seed must be in 0..{2**32 - 1}, not {seed}")
     root = Path(out_dir)
-    _prepare(root, chosen, overwrite)
+    prepare_output(
+        root,
+        chosen,
+        overwrite,
+        hint="pass --overwrite to replace an earlier demo-data run there, or choose an empty one",
+    )
     if "video" in chosen:
         from anymodal.demo.video import require_av
 
@@ -154,30 +159,40 @@ def remove_previous(out_dir: Path) -> None:
 
 
 def _chosen_modalities(modalities: Iterable[str] | None) -> list[str]:
-    wanted = list(MODALITIES if modalities is None else modalities)
-    for name in wanted:
-        if name not in MODALITIES:
+    return chosen_names(MODALITIES if modalities is None else modalities, MODALITIES, "demo modality")
+
+
+def chosen_names(wanted: Iterable[str], known: Sequence[str], noun: str) -> list[str]:
+    """``wanted`` (a name, or names, of ``known``) in ``known``'s order; an unknown name or none
+    at all is a UsageError calling them ``noun``."""
+    names = [wanted] if isinstance(wanted, str) else list(wanted)  # one name, not its letters
+    for name in names:
+        if name not in known:
             raise UsageError(
-                f"unknown demo modality {name!r}{did_you_mean(name, MODALITIES)}",
-                hint=f"choose from {', '.join(MODALITIES)}",
+                f"unknown {noun} {name!r}{did_you_mean(name, known)}",
+                hint=f"choose from {', '.join(known)}",
             )
-    if not wanted:
-        raise UsageError("no modality chosen", hint=f"choose from {', '.join(MODALITIES)}")
-    return [name for name in MODALITIES if name in wanted]
+    if not names:
+        raise UsageError(f"no {noun.split()[-1]} chosen", hint=f"choose from {', '.join(known)}")
+    return [name for name in known if name in names]
 
 
-def _prepare(root: Path, modalities: Sequence[str], overwrite: bool) -> None:
+def prepare_output(
+    root: Path, folders: Sequence[str], overwrite: bool = False, hint: str | None = None
+) -> None:
+    """Make ``root`` and its ``folders``: an empty directory or a new one; a directory holding
+    files is refused (``hint`` says what to do), unless ``overwrite`` removes an earlier
+    ``demo-data`` run's files first."""
     if root.exists() and not root.is_dir():
         raise UsageError(f"output path {root} is a file, not a directory", hint="choose a directory")
     if root.is_dir() and any(root.iterdir()):
         if not overwrite:
             raise UsageError(
-                f"output directory {root} is not empty",
-                hint="pass --overwrite to replace an earlier demo-data run there, or choose an empty one",
+                f"output directory {root} is not empty", hint=hint or "choose an empty or a new one"
             )
         remove_previous(root)
-    for modality in modalities:
-        (root / modality).mkdir(parents=True, exist_ok=True)
+    for folder in folders:
+        (root / folder).mkdir(parents=True, exist_ok=True)
 
 
 def _schedule(modality: str, n: int, seed: int) -> list[dict[str, str]]:
