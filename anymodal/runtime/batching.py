@@ -10,11 +10,11 @@ requests; :func:`ask_together` drives them in-process for ``anymodal eval``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from anymodal.contract.bridge import BatchRow, GenerationBatch
-from anymodal.runtime.chat import ChatSession, TurnPrompt
+from anymodal.runtime.chat import ChatSession, TurnPrompt, encode_together
 
 
 @dataclass(eq=False)
@@ -45,20 +45,6 @@ class BatchedTurn:
         self.drain()
         self.prompt.turn.interrupted = self.row.finish_reason not in ("stop", "length")
         self.session.end_turn(self.prompt, self.row.cache, self.row.fed_ids)
-
-
-def encode_together(sessions: Sequence[ChatSession]) -> None:
-    """Encode every input the sessions' next prompts show that is not encoded yet, together (one
-    encoder batch per modality and shape, the same file once), into each session's cache."""
-    wanted = [session.unencoded() for session in sessions]
-    missing = {item.key: item for items in wanted for item in items}
-    if not missing:
-        return
-    items = list(missing.values())
-    projected = dict(zip(missing, sessions[0].model.encode(items), strict=True))
-    for session, items in zip(sessions, wanted, strict=True):
-        session.remember({item.key: projected[item.key] for item in items})
-    sessions[0].encoded_count += sum(item.encoded is None for item in missing.values())
 
 
 def ask_together(asks: Iterable[tuple[ChatSession, str]], max_batch: int) -> Iterator[tuple[int, str]]:

@@ -51,10 +51,12 @@ class ChatMessage:
 class TurnPrompt:
     """A turn about to be generated (:meth:`ChatSession.begin_turn`): the turn, the prompt's
     embeddings ``[1, seq, hidden]`` after the positions ``past`` holds (all of them when ``past``
-    is None), and every prompt position's identity for the store of KV caches (empty without one)."""
+    is None), how many tokens the whole prompt has (each input's included), and every prompt
+    position's identity for the store of KV caches (empty without one)."""
 
     turn: ChatTurn
     embeds: torch.Tensor
+    tokens: int
     past: KVCache | None = None
     keys: tuple[Position, ...] = ()
 
@@ -189,12 +191,6 @@ class ChatSession:
             prefixes=self.prefixes,
         )
 
-    def prompt_tokens(self, text: str) -> int:
-        """How many tokens the prompt of :meth:`ask` ``(text)`` has, each input's tokens included;
-        raises the UsageError :meth:`ask` would (placeholders that do not match the inputs)."""
-        prompt = self.processor.process(self._conversation(ChatTurn(text, list(self.pending))))
-        return len(prompt.input_ids)
-
     def reset(self) -> None:
         """Forget the conversation and attached files (cached encodings stay valid and are kept)."""
         self.history.clear()
@@ -203,7 +199,10 @@ class ChatSession:
     def ask(self, text: str) -> Iterator[str]:
         """Stream the reply to ``text`` (with the attached files). The turn joins the history when
         the reply ends, is stopped, or fails part-way, keeping what was said."""
-        prompt = self.begin_turn(text)
+        return self.reply(self.begin_turn(text))
+
+    def reply(self, prompt: TurnPrompt) -> Iterator[str]:
+        """Stream the reply to a prompt of :meth:`begin_turn` (what :meth:`ask` does with it)."""
         bridge = self.model.bridge
         if self.prefixes is None:
             embeds = prompt.embeds
@@ -220,11 +219,12 @@ class ChatSession:
         inputs = [item for past in [*self.history, turn] for item in past.inputs]
         inputs_embeds = self._embed(prompt.input_ids, prompt.slots, inputs)
         self.pending.clear()
+        tokens = len(prompt.input_ids)
         if self.prefixes is None:
-            return TurnPrompt(turn, inputs_embeds)
+            return TurnPrompt(turn, inputs_embeds, tokens)
         keys = position_keys(prompt.input_ids, prompt.slots, inputs)
         past, reused = self.prefixes.take(keys)
-        return TurnPrompt(turn, inputs_embeds[:, reused:], past, keys)
+        return TurnPrompt(turn, inputs_embeds[:, reused:], tokens, past, keys)
 
     def end_turn(self, prompt: TurnPrompt, cache: KVCache | None = None, fed_ids: Sequence[int] = ()) -> None:
         """Add :meth:`begin_turn`'s turn, its reply in ``prompt.turn.reply``, to the history, and
@@ -232,14 +232,6 @@ class ChatSession:
         self.history.append(prompt.turn)
         if cache is not None and self.prefixes is not None:
             self.prefixes.put((*prompt.keys, *fed_ids), cache)
-
-    def encode(self, inputs: Sequence[PreparedInput]) -> None:
-        """Encode those of ``inputs`` not encoded yet, together (one batch per modality and shape),
-        into the cache of encodings the prompts take them from."""
-        missing = list({item.key: item for item in inputs if item.key not in self._cache}.values())
-        if missing:
-            self.remember(dict(zip((item.key for item in missing), self.model.encode(missing), strict=True)))
-            self.encoded_count += sum(item.encoded is None for item in missing)
 
     def unencoded(self) -> list[PreparedInput]:
         """The inputs the next prompt shows (the history's and those attached) not encoded yet."""
@@ -280,13 +272,28 @@ class ChatSession:
         return conversation
 
     def _embed(self, input_ids: list[int], slots: list[Slot], inputs: list[PreparedInput]) -> torch.Tensor:
-        """``[1, seq, hidden]`` prompt embeddings with every input's projection in its slot."""
-        self.encode(inputs)
+        """``[1, seq, hidden]`` prompt embeddings with every input's projection in its slot (the
+        inputs of the history and those attached, which :func:`encode_together` encodes)."""
+        encode_together([self])
         cached = [self._cache[item.key] for item in inputs]
         slot_embeddings = [sum_projected(cached, slot.input_indices) for slot in slots]
         ids = torch.tensor([input_ids], device=self.model.device)
         with torch.no_grad():
             return scatter_embeddings(self.model.bridge.embed(ids), [slots], [slot_embeddings])
+
+
+def encode_together(sessions: Sequence[ChatSession]) -> None:
+    """Encode every input the sessions' next prompts show that is not encoded yet, together (one
+    encoder batch per modality and shape, the same file once), into each session's cache."""
+    wanted = [session.unencoded() for session in sessions]
+    missing = {item.key: item for items in wanted for item in items}
+    if not missing:
+        return
+    items = list(missing.values())
+    projected = dict(zip(missing, sessions[0].model.encode(items), strict=True))
+    for session, needs in zip(sessions, wanted, strict=True):
+        session.remember({item.key: projected[item.key] for item in needs})
+    sessions[0].encoded_count += sum(item.encoded is None for item in items)
 
 
 def _joined(first: str, second: str) -> str:

@@ -27,8 +27,8 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 from anymodal.contract.bridge import GenerationBatch
-from anymodal.runtime.batching import BatchedTurn, encode_together
-from anymodal.runtime.chat import ChatSession
+from anymodal.runtime.batching import BatchedTurn
+from anymodal.runtime.chat import ChatSession, encode_together
 from anymodal.serve.reply import Reply
 from anymodal.serve.worker import ModelThread, Ticket
 
@@ -283,10 +283,10 @@ class Scheduler:
                 job.reply.started(None)
 
     def _start(self, job: Job) -> None:
-        job.reply.prompt_tokens = job.session.prompt_tokens(job.text)
         if self._batch is None:
             self._batch = job.session.model.bridge.open_batch()
         job.turn = BatchedTurn.start(self._batch, job.session, job.text)
+        job.reply.prompt_tokens = job.turn.prompt.tokens
 
     def _deliver(self, error: BaseException | None) -> None:
         """Every running row's new text to its reply; rows that ended hand their turn back."""

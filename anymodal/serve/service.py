@@ -110,12 +110,12 @@ class Service:
 
     def _start(self, session: ChatSession, text: str, keys: Sequence[str], ticket: Ticket) -> SoloReply:
         try:
-            prompt_tokens = session.prompt_tokens(text)
-            pieces = session.ask(text)
+            prompt = session.begin_turn(text)
+            pieces = session.reply(prompt)
         except BaseException:
             self._finish(session, keys, ticket)
             raise
-        return SoloReply(self, ticket, session, keys, pieces, prompt_tokens)
+        return SoloReply(self, ticket, session, keys, pieces, prompt.tokens)
 
     def _count_tokens(self, text: str) -> int:
         return len(self.model.bridge.tokenize(text))
