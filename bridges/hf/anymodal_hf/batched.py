@@ -77,14 +77,12 @@ class BatchedRow(anymodal.BatchRow):
     def __init__(
         self,
         decoder: BatchedDecoder,
-        index: int,
         config: anymodal.GenerationConfig,
         eos_token_ids: Collection[int],
         decode: Decode,
         generator: torch.Generator | None,
         keep: bool = False,
     ) -> None:
-        self.index = index
         self.config = config
         self.keep = keep
         self.ids: list[int] = []
@@ -180,7 +178,6 @@ class BatchedDecoder(anymodal.GenerationBatch):
         self._decode = decode
         self._device = device
         self._dtype = dtype
-        self._added = 0  # rows added so far (a row's index)
         self._waiting: list[Joining] = []  # added, not yet run
         self._batch: list[BatchedRow] = []  # the rows in the cache, in its batch order
         self._cache: Any = None
@@ -204,16 +201,7 @@ class BatchedDecoder(anymodal.GenerationBatch):
             raise TypeError(f"the hf bridge continues only its own caches, not a {type(past).__name__}")
         if self.error is not None:
             raise RuntimeError("a forward of the batch failed") from self.error
-        row = BatchedRow(
-            self,
-            self._added,
-            config,
-            self._eos,
-            self._decode,
-            seeded_generator(config, self._device),
-            keep,
-        )
-        self._added += 1
+        row = BatchedRow(self, config, self._eos, self._decode, seeded_generator(config, self._device), keep)
         prompt = inputs_embeds.to(device=self._device, dtype=self._dtype)
         self._waiting.append(Joining(row, prompt, None if past is None else past.cache))
         return row
