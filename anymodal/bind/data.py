@@ -67,7 +67,7 @@ def _pair(raw: str, number: int, file: Path, folder: Path, modality: str, target
         if not isinstance(record.get(key), str) or not record[key]:
             raise UsageError(
                 f"{where} has no {key!r} string (it has {', '.join(map(repr, record)) or 'no keys'})",
-                hint=f"each line pairs a {modality} file with its {target}: "
+                hint=f"each line pairs the {modality} file with its {target}: "
                 f'{{"{modality}": ..., "{target}": ...}}',
             )
     source = _file(folder, record[modality], where, modality)

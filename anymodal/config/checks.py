@@ -114,8 +114,10 @@ def _routing_issues(data: Mapping[str, Any]) -> list[Issue]:
         elif isinstance(other, Mapping) and isinstance(get_key(other, "projector.from"), str):
             further = get_key(other, "projector.from")
             issues.append(Issue(key, f"{key}: {source} itself takes {further}'s projector; name {further}"))
-        elif any(get_key(block, f"projector.{part}") for part in ("name", "weights", "options")):
-            message = f"{key}: the projector is {source}'s; leave this modality's name and weights out"
+        elif set_too := [p for p in ("name", "weights", "options") if get_key(block, f"projector.{p}")]:
+            named = " and ".join(f"projector.{part}" for part in set_too)
+            verb, pronoun = ("is", "it") if len(set_too) == 1 else ("are", "them")
+            message = f"{key}: the projector is {source}'s, but {named} {verb} set too; set {pronoun} to null"
             issues.append(Issue(key, message))
     return issues
 

@@ -285,7 +285,14 @@ def test_a_routed_modality_goes_through_the_other_modalitys_projector(tmp_path: 
         ("model.modalities.toy_alt.projector.from=toy_alt", "toy_alt cannot take its own projector"),
         ("model.modalities.toy_alt.projector.from=image", "image is not enabled (enabled: toy)"),
         ("model.modalities.toy.projector.from=toy_alt", "toy_alt itself takes toy's projector"),
-        ("model.modalities.toy_alt.projector.name=mlp", "leave this modality's name and weights out"),
+        (
+            "model.modalities.toy_alt.projector.name=mlp",
+            "toy's, but projector.name is set too; set it to null",
+        ),
+        (
+            "model.modalities.toy_alt.projector={from: toy, weights: p.safetensors, options: {a: 1}}",
+            "toy's, but projector.weights and projector.options are set too; set them to null",
+        ),
     ],
 )
 def test_bad_routes_are_config_errors(tmp_path: Path, override: str, message: str) -> None:
