@@ -17,6 +17,11 @@ Preprocessing, deterministic (the same array always gives the same tensor):
      until there are ``num_points``.
 
 The result is float32 ``[num_points, 3]``, its points in FPS order (spread out first).
+
+With ``frame="sensor"`` the same points are returned as the file has them, neither moved nor
+scaled: for scans that share one frame and unit (a fixed lidar, in metres), in which an object's
+place and size are part of what the encoder should see. The default, ``frame="object"``,
+makes every cloud look alike in place and size, for scans taken from anywhere.
 """
 
 from __future__ import annotations
@@ -36,6 +41,9 @@ MODALITY = "pointcloud"
 
 #: Clouds above ``PRESAMPLE * num_points`` points are thinned at random (content-seeded) before FPS.
 PRESAMPLE = 16
+
+#: The frames a preprocessed cloud can be in: its own (centred, unit-scaled) or the sensor's.
+FRAMES = ("object", "sensor")
 
 #: What numpy's header parser raises on a damaged header (its tokenizer and literal parser too).
 _HEADER_ERRORS = (
@@ -161,9 +169,11 @@ def _thinned(cloud: np.ndarray, size: int, points: np.ndarray) -> np.ndarray:
     return np.sort(picked)
 
 
-def preprocess(points: np.ndarray, num_points: int = DEFAULT_NUM_POINTS) -> torch.Tensor:
-    """``[N, 3]`` -> float32 ``[num_points, 3]``: centred, scaled to the unit ball and resampled
-    (see the module docstring)."""
+def preprocess(
+    points: np.ndarray, num_points: int = DEFAULT_NUM_POINTS, frame: str = "object"
+) -> torch.Tensor:
+    """``[N, 3]`` -> float32 ``[num_points, 3]``: resampled and, in the ``object`` frame, centred and
+    scaled to the unit ball; in the ``sensor`` frame, as recorded (see the module docstring)."""
     if (
         isinstance(num_points, bool)
         or not isinstance(num_points, int)
@@ -174,6 +184,12 @@ def preprocess(points: np.ndarray, num_points: int = DEFAULT_NUM_POINTS) -> torc
             f"got {num_points!r}",
             hint="set modalities.pointcloud.preprocess.num_points, e.g. 512",
         )
+    if frame not in FRAMES:
+        raise anymodal.UsageError(
+            f"pointcloud preprocess option frame must be one of {', '.join(FRAMES)}, got {frame!r}",
+            hint="set modalities.pointcloud.preprocess.frame: object (centred, unit-scaled; the "
+            "default) or sensor (as recorded)",
+        )
     if points.ndim != 2 or points.shape[1] != CHANNELS or len(points) == 0:
         raise ValueError(f"expected points of shape [N, {CHANNELS}], got {list(points.shape)}")
     cloud = normalize(points)
@@ -182,4 +198,5 @@ def preprocess(points: np.ndarray, num_points: int = DEFAULT_NUM_POINTS) -> torc
         candidates = _thinned(cloud, PRESAMPLE * num_points, points)
     order = candidates[farthest_point_order(cloud[candidates], min(num_points, len(candidates)))]
     indices = order[np.arange(num_points) % len(order)]
-    return torch.from_numpy(np.ascontiguousarray(cloud[indices], dtype=np.float32))
+    kept = cloud if frame == "object" else np.asarray(points, dtype=np.float64)
+    return torch.from_numpy(np.ascontiguousarray(kept[indices], dtype=np.float32))

@@ -31,12 +31,13 @@ def load(path: Path) -> Any:
     return load_file(path)
 
 
-def preprocess(points: Any, num_points: int = DEFAULT_NUM_POINTS) -> Any:
-    """``[N, 3]`` -> float32 ``[num_points, 3]``, centred, unit-scaled and resampled; see
+def preprocess(points: Any, num_points: int = DEFAULT_NUM_POINTS, frame: str = "object") -> Any:
+    """``[N, 3]`` -> float32 ``[num_points, 3]``, resampled; centred and unit-scaled in the
+    ``object`` frame, as recorded in the ``sensor`` frame; see
     :func:`anymodal_pointcloud.loader.preprocess`."""
     from anymodal_pointcloud.loader import preprocess as to_tensor
 
-    return to_tensor(points, num_points=num_points)
+    return to_tensor(points, num_points=num_points, frame=frame)
 
 
 def build_encoder(modality: str, options: PointNetOptions | None) -> Any:

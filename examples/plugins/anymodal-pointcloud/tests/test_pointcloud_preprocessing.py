@@ -68,6 +68,22 @@ def test_moving_or_scaling_the_cloud_changes_nothing() -> None:
     )
 
 
+def test_the_sensor_frame_keeps_the_same_points_where_and_as_big_as_they_were() -> None:
+    array = (cloud(3000).astype(np.float64) * 2.5 + [100.0, -40.0, 3.0]).astype(np.float32)
+    kept = preprocess(array, num_points=256, frame="sensor")
+    assert kept.dtype == torch.float32 and tuple(kept.shape) == (256, 3)
+    # The points the object frame picks, in the file's own coordinates.
+    picked = rows_of(preprocess(array, num_points=256), normalize(array))
+    torch.testing.assert_close(kept, torch.from_numpy(array[picked]), atol=0, rtol=0)
+    assert kept.mean(0)[0] > 90 and preprocess(array, num_points=256).abs().max() <= 1 + 1e-6
+
+
+@pytest.mark.parametrize("frame", ["world", "", None, 1])
+def test_a_bad_frame_is_a_usage_error_naming_the_choices(frame: object) -> None:
+    with pytest.raises(anymodal.UsageError, match="frame must be one of object, sensor"):
+        preprocess(cloud(100), num_points=64, frame=frame)  # type: ignore[arg-type]
+
+
 def test_a_large_cloud_is_resampled_to_distinct_points_of_it() -> None:
     array = cloud(3000)
     tensor = preprocess(array, num_points=256)
