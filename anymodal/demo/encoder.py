@@ -1,12 +1,17 @@
-"""The demo model's encoder: a small ImageBind, pre-trained on the world's named attributes.
+"""The demo model's encoder: a small ImageBind, pre-trained on the world's attributes (and captions).
 
 The real ImageBind is pre-trained (contrastively, on web-scale pairs) before anyone trains a
 projector on it. The demo's stand-in gets its pre-training here: every trunk the demo uses
 (vision for images and video, audio, depth, thermal, imu) is trained, together with one linear
 head per named attribute on its pooled output, to classify the training world's attributes.
-The heads are thrown away; the trunks are saved in ImageBind's own checkpoint key layout, so
-the demo's config loads them as any ImageBind weights (``encoder.weights``). Inputs go through
-the modality plugins' own loaders and preprocessing, with the demo config's options.
+With ``EncoderRecipe.caption_weight`` above 0, pictures are also matched, as CLIP's and
+ImageBind's are, to captions of their layout by a symmetric InfoNCE against a small caption tower
+(:mod:`anymodal.demo.captions`), so that the image space tells one scene from another and not only
+its named attributes: what a sensor bound to it (``anymodal bind``) needs to retrieve in it (off
+in the shipped recipe; docs/demo.md says why). The heads and the caption tower are thrown
+away; the trunks are saved in ImageBind's own checkpoint key layout, so the demo's config loads
+them as any ImageBind weights (``encoder.weights``). Inputs go through the modality plugins' own
+loaders and preprocessing, with the demo config's options.
 
 Trunks share no parameters, so each is trained on its own schedule, one after another: the
 vision trunk, which must tell shapes apart in small pictures and motion in two-frame tubelets,
@@ -18,7 +23,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +62,11 @@ class EncoderRecipe:
     trunks: tuple[TrunkSchedule, ...] = field(default_factory=_default_trunks)
     weight_decay: float = 0.05
     seed: int = 0
+    #: Weight of the caption InfoNCE beside the attribute heads' cross-entropy, and its logit scale
+    #: (ImageBind's fixed 20). Off in the shipped recipe: at 1.0 and 0.3 the image space retrieves
+    #: twice as well, but the model's image shape answers fell 5-6 points (docs/demo.md).
+    caption_weight: float = 0.0
+    caption_scale: float = 20.0
 
     def scaled(self, factor: float) -> EncoderRecipe:
         """The same recipe with every trunk's steps (and warm-up) multiplied by ``factor``."""
@@ -69,27 +79,43 @@ class EncoderRecipe:
             )
             for t in self.trunks
         )
-        return EncoderRecipe(trunks, self.weight_decay, self.seed)
+        return replace(self, trunks=trunks)
 
 
 @dataclass
 class ModalityData:
-    """One modality's preprocessed files and their attribute labels (class indices)."""
+    """One modality's preprocessed files, their attribute labels (class indices) and, for pictures,
+    their layout captions."""
 
     trunk: str
     inputs: Any  # torch.Tensor [N, ...]
     labels: Any  # torch.Tensor [N, attributes]
     attributes: dict[str, tuple[str, ...]]
+    captions: Any = None  # torch.Tensor [N, CAPTION_WIDTH], or None for a modality without
 
 
-def read_labelled(world: Path) -> dict[str, list[tuple[Path, dict[str, str]]]]:
-    """modality -> [(file, {attribute: class})] from a demo world's ``conversations.jsonl``."""
-    files: dict[str, list[tuple[Path, dict[str, str]]]] = {}
+@dataclass(frozen=True)
+class Labelled:
+    """One file of a demo world, with what its record's ``meta`` says of it."""
+
+    path: Path
+    attributes: dict[str, str]
+    render: dict[str, Any]
+
+
+#: The modalities whose files are captioned (:func:`anymodal.demo.captions.layout_caption`).
+CAPTIONED = ("image",)
+
+
+def read_labelled(world: Path) -> dict[str, list[Labelled]]:
+    """modality -> its files, in order, from a demo world's ``conversations.jsonl``."""
+    files: dict[str, list[Labelled]] = {}
     for line in (world / "conversations.jsonl").read_text(encoding="utf-8").splitlines():
         record = json.loads(line)
         meta = record["meta"]
         modality = meta["modality"]
-        files.setdefault(modality, []).append((world / record[modality], dict(meta["attributes"])))
+        found = Labelled(world / record[modality], dict(meta["attributes"]), meta["render"])
+        files.setdefault(modality, []).append(found)
     return files
 
 
@@ -103,10 +129,11 @@ def load_modalities(
     """Every file of the worlds' enabled modalities, preprocessed as the model will see it."""
     import torch
 
+    from anymodal.demo.captions import layout_caption
     from anymodal.encoders.imagebind.spec import ImageBindOptions
     from anymodal.runtime.model import prepare_input
 
-    items: dict[str, list[tuple[Path, dict[str, str]]]] = {}
+    items: dict[str, list[Labelled]] = {}
     for world in worlds:
         for modality, found in read_labelled(world).items():
             items.setdefault(modality, []).extend(found)
@@ -121,12 +148,15 @@ def load_modalities(
             raise TypeError(f"the demo's {modality} encoder must be imagebind, not {settings.encoder.name}")
         attributes = {name: tuple(values) for name, values in vocabulary[modality].items()}
         tensors = [
-            prepare_input(spec, path, settings.preprocess, config.model.max_input_mb).tensor
-            for path, _ in files
+            prepare_input(spec, item.path, settings.preprocess, config.model.max_input_mb).tensor
+            for item in files
         ]
-        labels = [[attributes[name].index(found[name]) for name in attributes] for _, found in files]
+        labels = [[attributes[name].index(item.attributes[name]) for name in attributes] for item in files]
+        captions = None
+        if modality in CAPTIONED:
+            captions = torch.tensor([layout_caption(item.render, item.attributes["shape"]) for item in files])
         data[modality] = ModalityData(
-            options.trunk_for(modality), torch.stack(tensors), torch.tensor(labels), attributes
+            options.trunk_for(modality), torch.stack(tensors), torch.tensor(labels), attributes, captions
         )
         log(f"encoder data: {len(files)} {modality} files, {tuple(data[modality].inputs.shape[1:])}")
     return data
@@ -147,6 +177,8 @@ def pretrain_encoder(
     from safetensors.torch import save_file
     from torch import nn
 
+    from anymodal.bind.objective import InfoNCE
+    from anymodal.demo.captions import CaptionEncoder
     from anymodal.encoders.imagebind.model import ImageBind
 
     schedules = _schedules_for(data, recipe)
@@ -163,10 +195,20 @@ def pretrain_encoder(
                 for name, values in item.attributes.items()
             }
         )
+        if recipe.caption_weight > 0:
+            heads.update(
+                {
+                    _head_name(modality, CAPTION): CaptionEncoder(width)
+                    for modality, item in data.items()
+                    if item.captions is not None
+                }
+            )
+        contrast = InfoNCE(recipe.caption_scale)
         generator = torch.Generator().manual_seed(recipe.seed)
         model.train()
         for trunk, schedule in schedules:
-            _train_trunk(model, heads, data, trunk, schedule, recipe.weight_decay, generator, log)
+            objective = _Objective(heads, contrast, recipe.caption_weight)
+            _train_trunk(model, objective, data, trunk, schedule, recipe.weight_decay, generator, log)
         model.eval()
     accuracy = _held_out_accuracy(model, heads, held_out)
     out_file.parent.mkdir(parents=True, exist_ok=True)
@@ -197,13 +239,50 @@ def _schedules_for(
     return chosen
 
 
+#: The name of a modality's caption tower among the heads.
+CAPTION = "caption"
+
+
 def _head_name(modality: str, attribute: str) -> str:
     return f"{modality}:{attribute}"
 
 
+@dataclass(frozen=True)
+class _Objective:
+    """The pre-training loss of one batch: the attribute heads' cross-entropy summed, plus
+    ``caption_weight`` times the caption InfoNCE for a modality that has a caption tower."""
+
+    heads: Any  # nn.ModuleDict: "<modality>:<attribute>" linear heads, "<modality>:caption" towers
+    contrast: Any  # InfoNCE
+    caption_weight: float
+
+    def parameters(self, modality: str, item: ModalityData) -> list[Any]:
+        """The heads' (and the caption tower's) parameters that a batch of ``modality`` trains."""
+        names = [_head_name(modality, attribute) for attribute in item.attributes]
+        names += [name for name in [_head_name(modality, CAPTION)] if name in self.heads]
+        return [parameter for name in names for parameter in self.heads[name].parameters()]
+
+    def loss(self, modality: str, item: ModalityData, pooled: Any, rows: Any) -> Any:
+        import torch
+        from torch import nn
+
+        labels = item.labels[rows]
+        loss = sum(
+            (
+                nn.functional.cross_entropy(self.heads[_head_name(modality, name)](pooled), labels[:, column])
+                for column, name in enumerate(item.attributes)
+            ),
+            torch.zeros(()),  # 0 + x is x exactly: the same sum as from int 0, typed as a tensor
+        )
+        tower = _head_name(modality, CAPTION)
+        if tower in self.heads:
+            loss = loss + self.caption_weight * self.contrast(pooled, self.heads[tower](item.captions[rows]))
+        return loss
+
+
 def _train_trunk(
     model: Any,
-    heads: Any,
+    objective: _Objective,
     data: Mapping[str, ModalityData],
     trunk: str,
     schedule: TrunkSchedule,
@@ -213,19 +292,13 @@ def _train_trunk(
 ) -> None:
     """``schedule.steps`` AdamW steps (warm-up, then cosine) on ``trunk`` and its modalities' heads."""
     import torch
-    from torch import nn
 
     from anymodal.train.schedule import make_scheduler
 
     names = [modality for modality, _, _ in schedule.modalities]
     parameters = [
         parameter for name, parameter in model.named_parameters() if name.split(".")[1] == trunk
-    ] + [
-        parameter
-        for modality in names
-        for attribute in data[modality].attributes
-        for parameter in heads[_head_name(modality, attribute)].parameters()
-    ]
+    ] + [parameter for modality in names for parameter in objective.parameters(modality, data[modality])]
     optimizer = torch.optim.AdamW(parameters, lr=schedule.lr, weight_decay=weight_decay)
     decay = ScheduleConfig(warmup_steps=schedule.warmup_steps, decay="cosine")
     scheduler = make_scheduler(optimizer, decay, schedule.steps)
@@ -237,14 +310,7 @@ def _train_trunk(
         item = data[modality]
         rows = torch.randint(len(item.inputs), (size,), generator=generator)
         pooled = model.encode(trunk, item.inputs[rows]).pooled
-        labels = item.labels[rows]
-        loss = sum(
-            (
-                nn.functional.cross_entropy(heads[_head_name(modality, name)](pooled), labels[:, column])
-                for column, name in enumerate(item.attributes)
-            ),
-            torch.zeros(()),  # 0 + x is x exactly: the same sum as from int 0, typed as a tensor
-        )
+        loss = objective.loss(modality, item, pooled, rows)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(parameters, 1.0)
@@ -259,8 +325,12 @@ def _train_trunk(
 def _held_out_accuracy(
     model: Any, heads: Any, held_out: Mapping[str, ModalityData]
 ) -> dict[str, dict[str, float]]:
-    """modality -> attribute -> the share of ``held_out`` files whose head picks the right class."""
+    """modality -> attribute -> the share of ``held_out`` files whose head picks the right class;
+    for a modality with a caption tower also ``caption_recall_at_1``, the share of its files whose
+    own caption is the nearest of all the held-out files' captions."""
     import torch
+
+    from anymodal.bind.objective import recall_at
 
     accuracy: dict[str, dict[str, float]] = {}
     with torch.no_grad():
@@ -282,4 +352,8 @@ def _held_out_accuracy(
                 )
                 for c, name in enumerate(item.attributes)
             }
+            tower = _head_name(modality, CAPTION)
+            if tower in heads and item.captions is not None:
+                found = recall_at(pooled, heads[tower](item.captions), ks=(1,))
+                accuracy[modality]["caption_recall_at_1"] = round(found["bound_to_target_recall_at_1"], 4)
     return accuracy

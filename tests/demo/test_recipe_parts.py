@@ -12,6 +12,7 @@ from safetensors.torch import load_file
 from anymodal.config import load_config
 from anymodal.contract.registry import load_registry
 from anymodal.contract.specs import Message
+from anymodal.demo.captions import CAPTION_WIDTH, layout_caption
 from anymodal.demo.encoder import EncoderRecipe, TrunkSchedule, load_modalities, pretrain_encoder
 from anymodal.demo.llm import LLMRecipe, conversation_texts, train_demo_llm
 from anymodal.demo.recipe import _imagebind_config
@@ -68,18 +69,20 @@ def test_encoder_pretraining_saves_imagebind_keys_and_reports_held_out_accuracy(
     assert set(data) == {"image", "audio"}
     assert tuple(data["image"].inputs.shape) == (16, 3, 64, 64)
     assert tuple(data["audio"].labels.shape) == (12, 2)
+    assert tuple(data["image"].captions.shape) == (16, CAPTION_WIDTH) and data["audio"].captions is None
     out = tmp_path / "imagebind.safetensors"
     # The shipped schedules, cut short: the ones for modalities not in the data are skipped.
-    recipe = EncoderRecipe().scaled(0.001)
-    assert [t.steps for t in recipe.trunks][:2] == [8, 1]
+    recipe = EncoderRecipe(caption_weight=1.0).scaled(0.001)
+    assert [t.steps for t in recipe.trunks][:2] == [8, 1] and recipe.caption_weight == 1.0
     logged: list[str] = []
     accuracy = pretrain_encoder(data, held, _imagebind_config(loaded.config), out, recipe, logged.append)
     assert logged[0].startswith("encoder vision step 1/8: loss image ")
     assert logged[-1].startswith("encoder audio step 1/1: loss audio ")
     assert {m: sorted(a) for m, a in accuracy.items()} == {
-        "image": sorted(ATTRIBUTES["image"]),
+        "image": sorted([*ATTRIBUTES["image"], "caption_recall_at_1"]),
         "audio": sorted(ATTRIBUTES["audio"]),
     }
+    assert 0.0 <= accuracy["image"]["caption_recall_at_1"] <= 1.0
     keys = load_file(str(out))
     assert any(k.startswith("modality_trunks.vision.") for k in keys)
     assert any(k.startswith("modality_trunks.audio.") for k in keys)
@@ -126,3 +129,44 @@ def test_encoder_pretraining_is_the_same_whatever_torch_was_seeded_with(tmp_path
         pretrain_encoder(data, data, config, out, recipe, log=lambda line: None)
         saved.append(out.read_bytes())
     assert saved[0] == saved[1]
+
+
+def test_a_layout_caption_says_shape_centre_size_turn_and_star_depth_in_the_central_square() -> None:
+    # A 300x200 canvas: the image plugin keeps the central 200-pixel square, from x = 50.
+    render = {
+        "region": [50.0, 0.0, 200],
+        "placement": {"shape": "star", "cx": 150.0, "cy": 50.0, "size": 80.0, "angle": -6.0, "ratio": 0.5},
+    }
+    assert layout_caption(render, "star") == [0.0, 0.0, 0.0, 1.0, 0.5, 0.25, 0.4, -0.5, 1.0]
+    render["placement"] = {
+        "shape": "circle",
+        "cx": 60.0,
+        "cy": 190.0,
+        "size": 20.0,
+        "angle": 0.0,
+        "ratio": 0.45,
+    }
+    assert layout_caption(render, "circle") == [1.0, 0.0, 0.0, 0.0, 0.05, 0.95, 0.1, 0.0, 0.0]
+
+
+def test_the_caption_objective_pulls_each_picture_to_its_own_caption(tmp_path: Path) -> None:
+    """Trained on 32 pictures with their captions, the trunk and the caption tower learn to match
+    them: each picture's own caption becomes the nearest of the 32 for most pictures (chance: 1 in
+    32), where a run without the captions' pull has no tower to ask."""
+    world = tmp_path / "world"
+    generate_world(world, n=32, seed=0, modalities=["image"])
+    registry = load_registry()
+    loaded = load_config("demo", ["model.llm.path=builtin:tiny-untrained"], registry=registry)
+    quiet = {"log": lambda line: None}
+    data = load_modalities([world], loaded.config, registry, ATTRIBUTES, **quiet)
+    config = _imagebind_config(loaded.config)
+    schedule = TrunkSchedule((("image", 1, 32),), steps=80, lr=2e-3, warmup_steps=10)
+    out = tmp_path / "imagebind.safetensors"
+    captioned = EncoderRecipe((schedule,), caption_weight=1.0)
+    trained = pretrain_encoder(data, data, config, out, captioned, **quiet)
+    first = pretrain_encoder(data, data, config, out, captioned.scaled(0), **quiet)
+    without = pretrain_encoder(
+        data, data, config, out, EncoderRecipe((schedule,), caption_weight=0.0).scaled(0), **quiet
+    )
+    assert trained["image"]["caption_recall_at_1"] >= 0.5 > first["image"]["caption_recall_at_1"]
+    assert "caption_recall_at_1" not in without["image"]
