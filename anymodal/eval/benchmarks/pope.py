@@ -1,0 +1,141 @@
+"""POPE (Li et al., 2023, "Evaluating Object Hallucination in Large Vision-Language Models"):
+yes/no questions "Is there a <object> in the image?" about COCO images, half of them about objects
+that are not there, drawn three ways (the ``random``, ``popular`` and ``adversarial`` splits).
+
+The question files are JSON Lines as published, one question a line::
+
+    {"question_id": 1, "image": "COCO_val2014_000000310196.jpg",
+     "text": "Is there a snowboard in the image?", "label": "yes"}
+
+(one line in the file; wrapped here)
+
+and a split is named by its file, ``coco_pope_<split>.json``. Scoring follows the official
+``evaluate.py`` to the letter:
+
+1. a reply is cut at its first full stop (the text before the first ``.``, if any);
+2. commas are removed and the rest split on single spaces;
+3. the reply is "no" when one of the words is exactly ``No``, ``no`` or ``not``; anything else is
+   "yes" (so an empty or evasive reply counts as yes, as in the official script);
+4. with "yes" as the positive class: accuracy, precision, recall, F1 and the share of "yes"
+   replies (``yes_ratio``); a label other than ``no`` counts as yes, as there.
+
+Where the official script divides by zero (no reply is yes, or no label is yes), the figure here is
+0.0 instead of a crash.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from anymodal.contract.errors import UsageError
+
+__all__ = ["PopeQuestion", "PopeScores", "read_questions", "reply_is_yes", "score", "split_of"]
+
+#: The words that make a reply "no" (case-sensitive, as the official script compares them).
+NO_WORDS = frozenset({"No", "no", "not"})
+SPLITS = ("random", "popular", "adversarial")
+_SPLIT_FILE = re.compile(r"pope_(random|popular|adversarial)\b")
+
+
+@dataclass(frozen=True)
+class PopeQuestion:
+    question_id: int | str
+    image: str
+    text: str
+    label: str  # "yes" or "no"
+
+
+@dataclass(frozen=True)
+class PopeScores:
+    true_positive: int
+    false_positive: int
+    true_negative: int
+    false_negative: int
+    accuracy: float
+    precision: float
+    recall: float
+    f1: float
+    yes_ratio: float
+
+    @property
+    def count(self) -> int:
+        return self.true_positive + self.false_positive + self.true_negative + self.false_negative
+
+
+def reply_is_yes(reply: str) -> bool:
+    """The official reading of one reply: its first sentence, commas dropped, has no ``No``,
+    ``no`` or ``not`` among its space-separated words."""
+    first = reply.split(".")[0]
+    words = first.replace(",", "").split(" ")
+    return not NO_WORDS.intersection(words)
+
+
+def score(replies: Sequence[str], labels: Sequence[str]) -> PopeScores:
+    """POPE's figures for ``replies`` against ``labels`` (``"yes"``/``"no"``), pairwise."""
+    if len(replies) != len(labels):
+        raise ValueError(f"{len(replies)} replies for {len(labels)} labels")
+    if not replies:
+        raise ValueError("no replies to score")
+    predicted = [reply_is_yes(reply) for reply in replies]
+    truth = [label != "no" for label in labels]
+    tp = sum(p and t for p, t in zip(predicted, truth, strict=True))
+    fp = sum(p and not t for p, t in zip(predicted, truth, strict=True))
+    tn = sum(not p and not t for p, t in zip(predicted, truth, strict=True))
+    fn = sum(not p and t for p, t in zip(predicted, truth, strict=True))
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / (tp + fn) if tp + fn else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return PopeScores(
+        tp, fp, tn, fn, (tp + tn) / len(replies), precision, recall, f1, sum(predicted) / len(replies)
+    )
+
+
+def split_of(path: Path) -> str:
+    """The split a question file holds, from its name (``coco_pope_adversarial.json``: adversarial)."""
+    found = _SPLIT_FILE.search(path.name)
+    if found is None:
+        raise UsageError(
+            f"{path}: not a POPE question file name (expected coco_pope_<split>.json)",
+            hint=f"the splits are {', '.join(SPLITS)}; keep the published file names",
+        )
+    return found.group(1)
+
+
+def read_questions(path: Path) -> list[PopeQuestion]:
+    """Every question of a POPE question file, checked: one clear error naming the file and line."""
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise UsageError(f"{path}: no such POPE question file") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"{path}: not UTF-8 text; a POPE question file is JSON Lines") from None
+    questions = [_question(path, number, line) for number, line in _numbered(lines)]
+    if not questions:
+        raise UsageError(f"{path}: no questions (the file is empty)")
+    return questions
+
+
+def _numbered(lines: Iterable[str]) -> Iterable[tuple[int, str]]:
+    return ((number, line) for number, line in enumerate(lines, 1) if line.strip())
+
+
+def _question(path: Path, number: int, line: str) -> PopeQuestion:
+    where = f"{path}, line {number}"
+    try:
+        record = json.loads(line)
+    except ValueError as error:
+        raise UsageError(f"{where} is not JSON: {error}", hint="one JSON object per line") from None
+    if not isinstance(record, dict):
+        raise UsageError(f"{where} is not a JSON object")
+    missing = [key for key in ("question_id", "image", "text", "label") if key not in record]
+    if missing:
+        raise UsageError(
+            f"{where} has no {', '.join(missing)}", hint="POPE's lines have question_id, image, text, label"
+        )
+    if record["label"] not in ("yes", "no"):
+        raise UsageError(f"{where}: label must be yes or no, got {record['label']!r}")
+    return PopeQuestion(record["question_id"], str(record["image"]), str(record["text"]), record["label"])
