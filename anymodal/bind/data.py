@@ -10,11 +10,11 @@ pairs are added to the file, and a resumed run holds out the same pairs.
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from anymodal.contract.errors import UsageError
+from anymodal.files.jsonl import json_object
 
 #: Whether a target modality's value is text itself, not a path to a file.
 TEXT_TARGETS = frozenset({"text"})
@@ -55,14 +55,7 @@ def read_pairs(file: str | Path, modality: str, target: str) -> list[Pair]:
 
 def _pair(raw: str, number: int, file: Path, folder: Path, modality: str, target: str) -> Pair:
     where = f"{file}, line {number}"
-    try:
-        record = json.loads(raw)
-    except ValueError as error:
-        raise UsageError(f"{where} is not JSON: {error}", hint="one JSON object per line") from None
-    if not isinstance(record, dict):
-        raise UsageError(
-            f"{where} is not a JSON object", hint=f'write {{"{modality}": ..., "{target}": ...}}'
-        )
+    record = json_object(raw, where, hint=f'write {{"{modality}": ..., "{target}": ...}}')
     for key in (modality, target):
         if not isinstance(record.get(key), str) or not record[key]:
             raise UsageError(

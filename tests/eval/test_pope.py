@@ -107,3 +107,16 @@ def test_a_missing_file_or_a_file_not_named_for_a_split_is_an_error(tmp_path: Pa
     with pytest.raises(UsageError, match=re.escape("coco_pope_<split>.json")):
         split_of(tmp_path / "questions.json")
     assert split_of(Path("coco_pope_popular.json")) == "popular"
+    folder = tmp_path / "coco_pope_popular.json"
+    folder.mkdir()
+    with pytest.raises(UsageError, match="cannot read it as a POPE question file"):
+        read_questions(folder)
+
+
+def test_a_question_holding_a_line_separator_stays_one_line(tmp_path: Path) -> None:
+    text = json.dumps(
+        {**QUESTION, "text": "Is there a dog\u2028in the image?", "label": "no"}, ensure_ascii=False
+    )
+    path = tmp_path / "coco_pope_random.json"
+    path.write_text(text + "\n", encoding="utf-8")
+    assert [q.text for q in read_questions(path)] == ["Is there a dog\u2028in the image?"]

@@ -25,13 +25,13 @@ Where the official script divides by zero (no reply is yes, or no label is yes),
 
 from __future__ import annotations
 
-import json
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from anymodal.contract.errors import UsageError
+from anymodal.files.jsonl import json_object
 
 __all__ = ["PopeQuestion", "PopeScores", "read_questions", "reply_is_yes", "score", "split_of"]
 
@@ -108,29 +108,24 @@ def split_of(path: Path) -> str:
 def read_questions(path: Path) -> list[PopeQuestion]:
     """Every question of a POPE question file, checked: one clear error naming the file and line."""
     try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
+        text = Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
         raise UsageError(f"{path}: no such POPE question file") from None
     except UnicodeDecodeError:
         raise UsageError(f"{path}: not UTF-8 text; a POPE question file is JSON Lines") from None
-    questions = [_question(path, number, line) for number, line in _numbered(lines)]
+    except OSError as error:
+        raise UsageError(f"{path}: cannot read it as a POPE question file ({error.strerror})") from None
+    # split("\n"), not splitlines(): a question's text may hold U+2028, which splitlines breaks on.
+    numbered = enumerate(text.split("\n"), 1)
+    questions = [_question(path, number, line) for number, line in numbered if line.strip()]
     if not questions:
         raise UsageError(f"{path}: no questions (the file is empty)")
     return questions
 
 
-def _numbered(lines: Iterable[str]) -> Iterable[tuple[int, str]]:
-    return ((number, line) for number, line in enumerate(lines, 1) if line.strip())
-
-
 def _question(path: Path, number: int, line: str) -> PopeQuestion:
     where = f"{path}, line {number}"
-    try:
-        record = json.loads(line)
-    except ValueError as error:
-        raise UsageError(f"{where} is not JSON: {error}", hint="one JSON object per line") from None
-    if not isinstance(record, dict):
-        raise UsageError(f"{where} is not a JSON object")
+    record = json_object(line, where)
     missing = [key for key in ("question_id", "image", "text", "label") if key not in record]
     if missing:
         raise UsageError(
