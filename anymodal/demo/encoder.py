@@ -203,11 +203,10 @@ def pretrain_encoder(
                     if item.captions is not None
                 }
             )
-        contrast = InfoNCE(recipe.caption_scale)
+        objective = _Objective(heads, InfoNCE(recipe.caption_scale), recipe.caption_weight)
         generator = torch.Generator().manual_seed(recipe.seed)
         model.train()
         for trunk, schedule in schedules:
-            objective = _Objective(heads, contrast, recipe.caption_weight)
             _train_trunk(model, objective, data, trunk, schedule, recipe.weight_decay, generator, log)
         model.eval()
     accuracy = _held_out_accuracy(model, heads, held_out)
@@ -259,7 +258,8 @@ class _Objective:
     def parameters(self, modality: str, item: ModalityData) -> list[Any]:
         """The heads' (and the caption tower's) parameters that a batch of ``modality`` trains."""
         names = [_head_name(modality, attribute) for attribute in item.attributes]
-        names += [name for name in [_head_name(modality, CAPTION)] if name in self.heads]
+        if _head_name(modality, CAPTION) in self.heads:
+            names.append(_head_name(modality, CAPTION))
         return [parameter for name in names for parameter in self.heads[name].parameters()]
 
     def loss(self, modality: str, item: ModalityData, pooled: Any, rows: Any) -> Any:
