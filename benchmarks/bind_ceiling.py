@@ -69,6 +69,11 @@ def main() -> None:
     parser.add_argument("held_out", type=Path, help="another one, drawn with another seed")
     parser.add_argument("--weights", help="the image encoder's weights [the shipped demo model's]")
     args = parser.parse_args()
+    for folder in (args.train, args.held_out):
+        if not (folder / "scenes.jsonl").is_file():
+            parser.error(
+                f"{folder} has no scenes.jsonl: write one with python -m anymodal.demo.pairs DIR N SEED"
+            )
     print(json.dumps(ceiling(args.train, args.held_out, args.weights)))
 
 
