@@ -4,6 +4,7 @@ This module is the public API: plugins and bridges import only what is listed in
 (and ``anymodal.testing`` in their tests). It imports no torch, so importing a plugin stays cheap.
 """
 
+from anymodal.contract.benchmarks import BenchmarkItem, BenchmarkSpec
 from anymodal.contract.bridge import BatchRow, Bridge, BridgeSpec, CachedReply, GenerationBatch, KVCache
 from anymodal.contract.errors import (
     AnymodalError,
@@ -63,6 +64,8 @@ __all__ = [
     "MAX_NPY_ELEMENTS",
     "AnymodalError",
     "BatchRow",
+    "BenchmarkItem",
+    "BenchmarkSpec",
     "Bridge",
     "BridgeSpec",
     "CachedReply",

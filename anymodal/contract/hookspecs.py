@@ -38,3 +38,8 @@ def register_bridges(register: Callable[..., None]) -> None:
 @hookspec
 def register_templates(register: Callable[..., None]) -> None:
     """Register :class:`anymodal.TemplateSpec` objects (conversation templates)."""
+
+
+@hookspec
+def register_benchmarks(register: Callable[..., None]) -> None:
+    """Register :class:`anymodal.BenchmarkSpec` objects (``anymodal eval --benchmark``)."""

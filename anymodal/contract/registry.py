@@ -19,6 +19,7 @@ from typing import Any, Literal
 import pluggy
 
 from anymodal.contract import hookspecs
+from anymodal.contract.benchmarks import BenchmarkSpec
 from anymodal.contract.bridge import BridgeSpec
 from anymodal.contract.errors import PluginError, UsageError
 from anymodal.contract.specs import (
@@ -42,6 +43,7 @@ HOOKS: dict[str, tuple[str, type]] = {
     "register_projectors": ("projector", ProjectorSpec),
     "register_bridges": ("bridge", BridgeSpec),
     "register_templates": ("template", TemplateSpec),
+    "register_benchmarks": ("benchmark", BenchmarkSpec),
 }
 KINDS = tuple(kind for kind, _ in HOOKS.values())
 
@@ -101,6 +103,10 @@ class Registry:
     @property
     def templates(self) -> dict[str, TemplateSpec]:
         return self.specs["template"]
+
+    @property
+    def benchmarks(self) -> dict[str, BenchmarkSpec]:
+        return self.specs["benchmark"]
 
     @property
     def failed(self) -> list[PluginRecord]:

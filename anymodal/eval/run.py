@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from anymodal.config.load import LoadedConfig, load_config
-from anymodal.contract.errors import AnymodalError, UsageError
+from anymodal.contract.errors import UsageError
 from anymodal.contract.registry import Registry
+from anymodal.eval.asking import Questions, ask_groups
 from anymodal.eval.data import EvalData, EvalItem, EvalRecord, find_data_file, load_eval_data
 from anymodal.eval.scoring import summarise
 from anymodal.files.atomic import atomic_file
@@ -73,59 +74,32 @@ def run_records(
     progress: Callable[[int, int], None] | None = None,
     max_batch: int = 1,
 ) -> EvalRun:
-    """Ask the model about every item: a fresh conversation per item, with the record's media.
-
-    A record's files are decoded and encoded once for all its items (its items' sessions share a
-    cache of encodings kept to the record, so it does not grow with the dataset, and ``session``'s
-    model, processor, generation settings and kept KV caches). Up to ``max_batch`` items are
-    decoded together when the model's bridge can (``generation.max_batch``), the next record's
-    media read as places free up; the replies are the same either way (greedy).
+    """Ask the model about every item: a fresh conversation per item, with the record's media
+    (:func:`~anymodal.eval.asking.ask_groups`, up to ``max_batch`` decoded together).
     ``progress(done, total)`` follows each item. A record whose media fail to load (a corrupt
     file) is listed in ``failed`` and skipped.
     """
-    from anymodal.runtime.batching import ask_together
-    from anymodal.runtime.chat import ChatSession
-
     total = sum(len(record.items) for record in records)
-    run, asked = EvalRun(), []
+    run = EvalRun()
     done = 0
 
-    def asks() -> Iterator[tuple[ChatSession, str]]:
+    def failed(number: int, error: str) -> None:
         nonlocal done
-        for record in records:
-            # a record's items share their prompt's start, its media: the KV caches are shared too
-            per_record = ChatSession(
-                session.model,
-                session.processor,
-                session.generation,
-                session.system_prompt,
-                prefixes=session.prefixes,
-            )
-            try:
-                prepared = [per_record.model.prepare(modality, path) for modality, path in record.media]
-                for inputs in prepared:
-                    _ = inputs.key  # hash now, as the file is when it was read
-            except AnymodalError as error:
-                run.failed.append((record.source, str(error)))
-                done += len(record.items)
-                continue
-            for item in record.items:
-                asked.append((record, item))
-                yield per_record.fork(prepared), item.question
+        run.failed.append((records[number].source, error))
+        done += len(records[number].items)
 
-    if max_batch > 1 and session.model.bridge.supports_batching:
-        answers = ask_together(asks(), max_batch)
-    else:
-        answers = ((index, "".join(one.ask(text))) for index, (one, text) in enumerate(asks()))
-    replies: dict[int, str] = {}
-    for index, reply in answers:
-        replies[index] = reply
+    groups = (Questions(record.media, [item.question for item in record.items]) for record in records)
+    replies: dict[tuple[int, int], str] = {}
+    for number, index, reply in ask_groups(session, groups, max_batch, failed):
+        replies[number, index] = reply
         done += 1
         if progress is not None:
             progress(done, total)
     run.scored = [
-        ScoredItem(record, item, replies[index], item.score(replies[index]))
-        for index, (record, item) in enumerate(asked)
+        ScoredItem(record, item, replies[key], item.score(replies[key]))
+        for number, record in enumerate(records)
+        for index, item in enumerate(record.items)
+        if (key := (number, index)) in replies
     ]
     return run
 

@@ -25,7 +25,6 @@ would mix the two.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import logging
@@ -40,6 +39,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from anymodal.contract.errors import AnymodalError, UsageError
+from anymodal.files.appended import Appended, open_appended, read_appended
 from anymodal.serve.errors import ApiError, bad_request, from_anymodal, internal_error
 from anymodal.serve.requests import parse_chat, parse_embeddings
 
@@ -146,8 +146,8 @@ def plan(input: str | os.PathLike[str], output: str | os.PathLike[str]) -> Plan:
     lines = read_input(source)
     if not lines:
         raise UsageError(f"the batch input {source} holds no requests", hint=f"one a line: {LINE_SHAPE}")
-    done, keep, cut = read_output(target, {line.custom_id for line in lines}, source)
-    return Plan(source, target, tuple(lines), frozenset(done), keep, cut)
+    earlier = read_output(target, {line.custom_id for line in lines}, source)
+    return Plan(source, target, tuple(lines), frozenset(earlier.lines), earlier.keep_bytes, earlier.cut_bytes)
 
 
 def read_input(path: Path) -> list[InputLine]:
@@ -216,36 +216,17 @@ def _line_id(number: int, taken: set[str]) -> str:
     return candidate
 
 
-def read_output(path: Path, ids: set[str], input: Path) -> tuple[set[str], int, int]:
-    """(custom_ids answered, bytes to keep, bytes to cut) of an earlier run's output, none if it
-    is missing; a half-written last line is the part to cut."""
-    done: dict[str, int] = {}
-    keep = size = 0
-    damaged: int | None = None
-    if path.exists():
-        with path.open("rb") as file:
-            for number, raw in enumerate(file, 1):
-                size += len(raw)
-                if damaged is not None:  # the damaged line was not the last one
-                    raise UsageError(
-                        f"line {damaged} of {path} is not a batch output line, and more follow it",
-                        hint="is -o the right file? give a new one to start over",
-                    )
-                custom_id = _output_id(raw)
-                if not raw.strip() and raw.endswith(b"\n"):
-                    keep = size
-                elif custom_id is None:
-                    damaged = number
-                elif custom_id in done:
-                    raise UsageError(
-                        f"{path} answers custom_id {custom_id!r} twice (lines {done[custom_id]} and "
-                        f"{number}): it was not written by one anymodal batch",
-                        hint="give a new -o file to start over",
-                    )
-                else:
-                    done[custom_id] = number
-                    keep = size
-    foreign = [custom_id for custom_id in done if custom_id not in ids]
+def read_output(path: Path, ids: set[str], input: Path) -> Appended:
+    """What an earlier run left in the output (nothing if it is missing), checked to be this
+    input's: a half-written last line is the part to cut."""
+    earlier = read_appended(
+        path,
+        "custom_id",
+        "a batch output line",
+        "anymodal batch",
+        "is -o the right file? give a new one to start over",
+    )
+    foreign = [custom_id for custom_id in earlier.lines if custom_id not in ids]
     if foreign:
         shown = ", ".join(repr(custom_id) for custom_id in foreign[:3]) + (", ..." * (len(foreign) > 3))
         raise UsageError(
@@ -253,19 +234,7 @@ def read_output(path: Path, ids: set[str], input: Path) -> tuple[set[str], int, 
             "it is another batch's output, or the input changed",
             hint="give a new -o file, or delete those lines to resume",
         )
-    return set(done), keep, size - keep
-
-
-def _output_id(raw: bytes) -> str | None:
-    """The custom_id of a whole output line, or None for a damaged or half-written one."""
-    if not raw.endswith(b"\n"):
-        return None
-    try:
-        record = json.loads(raw)
-    except ValueError:
-        return None
-    custom_id = record.get("custom_id") if isinstance(record, dict) else None
-    return custom_id if isinstance(custom_id, str) and custom_id else None
+    return earlier
 
 
 def _same_file(a: Path, b: Path) -> bool:
@@ -296,7 +265,8 @@ def run(
     window = service.worker.slots if service is not None else 1
     pool = ThreadPoolExecutor(max_workers=window, thread_name_prefix="anymodal-batch")
     try:
-        with open_output(plan) as write, plan.input.open("rb") as source:
+        earlier = Appended(plan.output, keep_bytes=plan.keep_bytes, cut_bytes=plan.cut_bytes)
+        with open_appended(earlier) as write, plan.input.open("rb") as source:
             answering: deque[Future[dict[str, Any]]] = deque()
             lines = iter(todo)
             while True:
@@ -426,44 +396,6 @@ def _record_id() -> str:
     return f"batch_req_{uuid.uuid4().hex}"
 
 
-@contextlib.contextmanager
-def open_output(plan: Plan) -> Iterator[Callable[[Mapping[str, Any]], None]]:
-    """The output opened to append whole lines, a half-written last line cut off first; the ``with``
-    block gets ``write(record)``, which returns once the line is on disk."""
-    path = plan.output
-    created = not path.exists()
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-
-    def write(record: Mapping[str, Any]) -> None:
-        data = memoryview((json.dumps(record, ensure_ascii=False) + "\n").encode())
-        while data:
-            data = data[os.write(fd, data) :]
-        os.fsync(fd)
-
-    try:
-        if plan.cut_bytes:
-            os.ftruncate(fd, plan.keep_bytes)
-            os.fsync(fd)
-        if created:  # the new file's name on disk too, not only its lines
-            _fsync_folder(path.parent)
-        yield write
-    finally:
-        os.close(fd)
-
-
-def _fsync_folder(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:  # a platform that cannot open folders (Windows): the file's own fsync must do
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def records(path: str | os.PathLike[str]) -> Iterator[dict[str, Any]]:
     """The output lines of ``path``, parsed (for tests and scripts reading results)."""
     with Path(path).open("rb") as file:
@@ -482,7 +414,6 @@ __all__ = [
     "answer",
     "answer_read",
     "is_success",
-    "open_output",
     "plan",
     "read_input",
     "read_line",

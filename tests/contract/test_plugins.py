@@ -60,10 +60,12 @@ def test_a_module_passed_directly_takes_the_place_of_its_entry_point(install_plu
 
 def test_builtin_pieces_go_through_the_same_hooks():
     registry = load_registry(entry_points=False)
-    builtin = registry.plugins[0]
-    assert (builtin.distribution, builtin.status) == ("anymodal", "ok")
+    benchmarks, builtin = registry.plugins
+    assert (builtin.name, builtin.distribution, builtin.status) == ("builtin", "anymodal", "ok")
     assert set(builtin.registered["projector"]) == {"linear", "mlp", "resampler"}
     assert {"plain", "pandagpt"} <= set(builtin.registered["template"])
+    assert (benchmarks.name, benchmarks.distribution, benchmarks.status) == ("benchmarks", "anymodal", "ok")
+    assert "pope" in benchmarks.registered["benchmark"]
 
 
 def test_plugin_that_raises_on_import_is_recorded_and_others_load(install_plugin):
@@ -164,12 +166,16 @@ def test_importing_anymodal_does_not_import_torch():
 
 
 def test_core_is_found_through_its_own_entry_point_first_and_cannot_be_disabled(monkeypatch):
-    monkeypatch.setenv("ANYMODAL_DISABLE_PLUGINS", "builtin,anymodal")
+    monkeypatch.setenv("ANYMODAL_DISABLE_PLUGINS", "builtin,benchmarks,anymodal")
     registry = load_registry()
-    first = registry.plugins[0]
-    assert (first.name, first.distribution, first.status) == ("builtin", "anymodal", "ok")
-    assert registry.owners[("projector", "linear")] is first
-    assert [p.name for p in load_registry(entry_points=False).plugins] == ["builtin"]
+    core = registry.plugins[:2]
+    assert [(p.name, p.distribution, p.status) for p in core] == [
+        ("benchmarks", "anymodal", "ok"),
+        ("builtin", "anymodal", "ok"),
+    ]
+    assert registry.owners[("projector", "linear")] is core[1]
+    assert registry.owners[("benchmark", "pope")] is core[0]
+    assert [p.name for p in load_registry(entry_points=False).plugins] == ["benchmarks", "builtin"]
 
 
 def test_a_missing_core_entry_point_is_one_clear_plugin_error(monkeypatch):

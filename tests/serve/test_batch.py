@@ -443,7 +443,7 @@ def test_output_of_another_batch_is_refused(toy_cli, config_file, tmp_path):
         (
             [{"custom_id": "a"}, {"custom_id": "a"}],
             f"error: {out} answers custom_id 'a' twice (lines 1 and 2): it was not written by one "
-            "anymodal batch (hint: give a new -o file to start over)",
+            "anymodal batch (hint: is -o the right file? give a new one to start over)",
         ),
     ]
     for lines, message in cases:

@@ -21,6 +21,12 @@ and a split is named by its file, ``coco_pope_<split>.json``. Scoring follows th
 
 Where the official script divides by zero (no reply is yes, or no label is yes), the figure here is
 0.0 instead of a crash.
+
+As a benchmark (:data:`POPE`, ``anymodal eval --benchmark pope --data DIR``), DIR holds one or more
+question files, directly or in ``DIR/coco/``, and the COCO val2014 images they name, in
+``DIR/val2014/`` or beside the question files (LLaVA's evaluation layout); DIR may also be one
+question file. Each question is asked as LLaVA-1.5 asks it, with :data:`PROMPT` after its text, and
+each split is scored on its own, as the official script does.
 """
 
 from __future__ import annotations
@@ -30,14 +36,29 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from anymodal.contract.benchmarks import BenchmarkItem, BenchmarkSpec
 from anymodal.contract.errors import UsageError
 from anymodal.files.jsonl import json_object
 
-__all__ = ["PopeQuestion", "PopeScores", "read_questions", "reply_is_yes", "score", "split_of"]
+__all__ = [
+    "POPE",
+    "PopeQuestion",
+    "PopeScores",
+    "read_benchmark",
+    "read_questions",
+    "reply_is_yes",
+    "score",
+    "score_benchmark",
+    "split_of",
+]
 
 #: The words that make a reply "no" (case-sensitive, as the official script compares them).
 NO_WORDS = frozenset({"No", "no", "not"})
 SPLITS = ("random", "popular", "adversarial")
+#: What LLaVA-1.5's POPE questions add to the question's text.
+PROMPT = "Answer the question using a single word or phrase."
+#: Where the images are looked for, relative to the folder of the question files, in order.
+IMAGE_FOLDERS = ("val2014", "../val2014", ".")
 _SPLIT_FILE = re.compile(r"pope_(random|popular|adversarial)\b")
 
 
@@ -64,6 +85,20 @@ class PopeScores:
     @property
     def count(self) -> int:
         return self.true_positive + self.false_positive + self.true_negative + self.false_negative
+
+    def to_dict(self) -> dict[str, float | int]:
+        return {
+            "count": self.count,
+            "accuracy": self.accuracy,
+            "precision": self.precision,
+            "recall": self.recall,
+            "f1": self.f1,
+            "yes_ratio": self.yes_ratio,
+            "true_positive": self.true_positive,
+            "false_positive": self.false_positive,
+            "true_negative": self.true_negative,
+            "false_negative": self.false_negative,
+        }
 
 
 def reply_is_yes(reply: str) -> bool:
@@ -134,3 +169,73 @@ def _question(path: Path, number: int, line: str) -> PopeQuestion:
     if record["label"] not in ("yes", "no"):
         raise UsageError(f"{where}: label must be yes or no, got {record['label']!r}")
     return PopeQuestion(record["question_id"], str(record["image"]), str(record["text"]), record["label"])
+
+
+def read_benchmark(path: Path) -> list[BenchmarkItem]:
+    """Every question of the POPE question files at ``path`` (a file, or a folder holding them
+    directly or in ``coco/``), each with its image found, in split order."""
+    path = Path(path)
+    if path.is_dir():
+        folder = path / "coco" if not _question_files(path) and (path / "coco").is_dir() else path
+        files = _question_files(folder)
+        if not files:
+            raise UsageError(
+                f"{path}: no POPE question files (coco_pope_<split>.json) in it or in {path / 'coco'}",
+                hint="get them from github.com/AoiDragon/POPE (output/coco/); see docs/evaluation.md",
+            )
+    else:
+        files = [path]
+    items = []
+    for file in files:
+        split = split_of(file)
+        images = _image_folder(file.parent)
+        for question in read_questions(file):
+            items.append(
+                BenchmarkItem(
+                    id=f"{split}/{question.question_id}",
+                    question=f"{question.text}\n{PROMPT}",
+                    media=(("image", images / question.image),),
+                    fields={"split": split, "label": question.label},
+                )
+            )
+    return items
+
+
+def score_benchmark(items: Sequence[BenchmarkItem], replies: Sequence[str]) -> dict[str, object]:
+    """POPE's figures per split (``splits``), and their mean accuracy and F1 over the splits."""
+    by_split: dict[str, tuple[list[str], list[str]]] = {}
+    for item, reply in zip(items, replies, strict=True):
+        split_replies, labels = by_split.setdefault(str(item.fields["split"]), ([], []))
+        split_replies.append(reply)
+        labels.append(str(item.fields["label"]))
+    order = sorted(by_split, key=lambda split: SPLITS.index(split) if split in SPLITS else len(SPLITS))
+    splits = {split: score(*by_split[split]).to_dict() for split in order}
+    mean = {
+        name: sum(float(figures[name]) for figures in splits.values()) / len(splits) if splits else 0.0
+        for name in ("accuracy", "f1")
+    }
+    return {"splits": splits, "mean": mean}
+
+
+def _question_files(folder: Path) -> list[Path]:
+    found = {split_of(file): file for file in folder.glob("*pope_*.json") if _SPLIT_FILE.search(file.name)}
+    return [found[split] for split in SPLITS if split in found]
+
+
+def _image_folder(folder: Path) -> Path:
+    for relative in IMAGE_FOLDERS:
+        candidate = (folder / relative).resolve()
+        if candidate.is_dir() and (relative == "." or any(candidate.iterdir())):
+            return candidate
+    return folder
+
+
+POPE = BenchmarkSpec(
+    name="pope",
+    read=read_benchmark,
+    score=score_benchmark,
+    description="POPE object hallucination (yes/no about COCO val2014 images), per split",
+    data="a folder with coco_pope_<split>.json (or coco/ holding them) and val2014/ images, "
+    "or one question file",
+    max_new_tokens=16,
+)
