@@ -13,7 +13,8 @@ ANYMODAL_CONTRACT = CONTRACT_VERSION
 
 @hookimpl
 def register_benchmarks(register: Callable[..., None]) -> None:
+    from anymodal.eval.benchmarks.mme import MME
     from anymodal.eval.benchmarks.pope import POPE
 
-    for spec in (POPE,):
+    for spec in (POPE, MME):
         register(spec)
