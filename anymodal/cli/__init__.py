@@ -38,6 +38,11 @@ COMMANDS = {
         "convert",
         "Turn released weights of other projects (PandaGPT) into anymodal models.",
     ),
+    "data": (
+        "anymodal.cli.data",
+        "data",
+        "Generate instruction data with a teacher LLM from annotations; check a data file.",
+    ),
     "demo-data": (
         "anymodal.cli.demo",
         "demo_data",
@@ -67,7 +72,7 @@ COMMANDS = {
     "eval": (
         "anymodal.cli.eval",
         "eval_command",
-        "Accuracy of a model on conversations, per modality and question kind.",
+        "Accuracy on conversations, or a public benchmark scored by its official rules.",
     ),
     "pull": (
         "anymodal.cli.pull",

@@ -13,8 +13,10 @@ ANYMODAL_CONTRACT = CONTRACT_VERSION
 
 @hookimpl
 def register_benchmarks(register: Callable[..., None]) -> None:
+    from anymodal.eval.benchmarks.captioning import AUDIOCAPS, CLOTHO
     from anymodal.eval.benchmarks.mme import MME
     from anymodal.eval.benchmarks.pope import POPE
+    from anymodal.eval.benchmarks.scienceqa import SCIENCEQA
 
-    for spec in (POPE, MME):
+    for spec in (POPE, SCIENCEQA, MME, CLOTHO, AUDIOCAPS):
         register(spec)
