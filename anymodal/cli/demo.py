@@ -1,7 +1,8 @@
-"""``anymodal demo-data OUT_DIR [--n N] [--seed S] [--modality M]... [--overwrite]``.
+"""``anymodal demo-data OUT_DIR [--n N] [--seed S] [--modality M]... [--multi K] [--overwrite]``.
 
 Writes the synthetic demo world (see :mod:`anymodal.demo.world`): N media files per modality,
-``conversations.jsonl`` and ``world.json``. The same N, seed and modalities give the same bytes.
+``conversations.jsonl`` (with K two-input records of each kind, :mod:`anymodal.demo.multi`) and
+``world.json``. The same N, seed, modalities and K give the same bytes.
 """
 
 from __future__ import annotations
@@ -36,14 +37,24 @@ def demo_data() -> click.Command:
         help="Write only this modality; repeatable. Default: all six.",
     )
     @click.option(
+        "--multi",
+        type=click.IntRange(min=0),
+        default=0,
+        show_default=True,
+        metavar="K",
+        help="Also K records of each two-input kind (which of two images, sound and video together, ...).",
+    )
+    @click.option(
         "--overwrite", is_flag=True, help="Replace the files of an earlier demo-data run in OUT_DIR."
     )
-    def command(out_dir: Path, n: int, seed: int, modalities: tuple[str, ...], overwrite: bool) -> None:
+    def command(
+        out_dir: Path, n: int, seed: int, modalities: tuple[str, ...], multi: int, overwrite: bool
+    ) -> None:
         """Write the synthetic demo world: media files and conversations. OUT_DIR must be empty."""
         from anymodal.demo.world import generate_world
 
         started = time.perf_counter()
-        world = generate_world(out_dir, n, seed, modalities or None, overwrite=overwrite)
+        world = generate_world(out_dir, n, seed, modalities or None, overwrite=overwrite, multi=multi)
         seconds = time.perf_counter() - started
         counts = world["counts"]
         click.echo(

@@ -108,11 +108,14 @@ CAPTIONED = ("image",)
 
 
 def read_labelled(world: Path) -> dict[str, list[Labelled]]:
-    """modality -> its files, in order, from a demo world's ``conversations.jsonl``."""
+    """modality -> its files, in order, from a demo world's ``conversations.jsonl`` (its two-input
+    records, about files listed already, left out)."""
     files: dict[str, list[Labelled]] = {}
     for line in (world / "conversations.jsonl").read_text(encoding="utf-8").splitlines():
         record = json.loads(line)
         meta = record["meta"]
+        if "sources" in meta:
+            continue
         modality = meta["modality"]
         found = Labelled(world / record[modality], dict(meta["attributes"]), meta["render"])
         files.setdefault(modality, []).append(found)

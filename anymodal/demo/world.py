@@ -37,6 +37,7 @@ import numpy as np
 from anymodal.contract.errors import UsageError
 from anymodal.contract.wording import did_you_mean
 from anymodal.demo.language import KINDS, answer, make_conversation
+from anymodal.demo.multi import make_multi_records, multi_kinds
 from anymodal.demo.render import render
 from anymodal.demo.schedule import balanced_schedule
 from anymodal.demo.vocabulary import ATTRIBUTES, EXTENSIONS, MODALITIES
@@ -103,17 +104,21 @@ def generate_world(
     *,
     overwrite: bool = False,
     workers: int | None = None,
+    multi: int = 0,
 ) -> dict[str, Any]:
     """Write the demo world to ``out_dir`` and return what ``world.json`` holds.
 
     n: files per modality; modalities: some of :data:`MODALITIES` (default all; always written in
     that order). ``out_dir`` must be empty or missing; with ``overwrite`` the files of an earlier
     run there are removed first, and nothing else is. workers: processes (default: 2 for large
-    worlds, none for small ones); the output is the same for any number.
+    worlds, none for small ones); the output is the same for any number. multi: two-input records
+    of each kind the modalities allow (:mod:`anymodal.demo.multi`), after the others.
     """
     chosen = _chosen_modalities(modalities)
     if n < 1:
         raise UsageError(f"the number of files per modality must be at least 1, not {n}")
+    if multi < 0:
+        raise UsageError(f"the number of two-input records per kind must be 0 or more, not {multi}")
     if not 0 <= seed < 2**32:
         raise UsageError(f"the seed must be in 0..{2**32 - 1}, not {seed}")
     root = Path(out_dir)
@@ -133,10 +138,13 @@ def generate_world(
         for index, attributes in enumerate(_schedule(modality, n, seed))
     ]
     records = _run(jobs, workers)
+    records += make_multi_records(records, multi, seed, chosen)
     with open(root / CONVERSATIONS_FILE, "w", encoding="utf-8", newline="\n") as file:
         for record in records:
             file.write(json.dumps(record, ensure_ascii=False) + "\n")
     world = _describe(records, n, seed, chosen)
+    if multi:
+        world["counts"]["multi"] = _multi_counts(records, chosen)
     (root / WORLD_FILE).write_text(json.dumps(world, indent=2) + "\n", encoding="utf-8")
     return world
 
@@ -225,8 +233,9 @@ def _describe(
     """``world.json``: how it was made, its vocabulary, and what it holds. No timings, so that the
     same world is the same file."""
     per_modality: dict[str, Any] = {}
+    single = [record for record in records if "sources" not in record["meta"]]
     for modality in modalities:
-        mine = [record["meta"] for record in records if record["meta"]["modality"] == modality]
+        mine = [record["meta"] for record in single if record["meta"]["modality"] == modality]
         turns = [turn for meta in mine for turn in meta["turns"]]
         per_modality[modality] = {
             "files": len(mine),
@@ -252,9 +261,21 @@ def _describe(
         },
         "kinds": {modality: list(KINDS[modality]) for modality in modalities},
         "counts": {
-            "files": len(records),
+            "files": len(single),
             "records": len(records),
             "turns": sum(len(record["meta"]["turns"]) for record in records),
             "per_modality": per_modality,
         },
+    }
+
+
+def _multi_counts(records: Sequence[Mapping[str, Any]], modalities: Sequence[str]) -> dict[str, int]:
+    """``"<inputs> <kind>"`` -> the two-input records of that kind."""
+    kinds = Counter(
+        f"{record['meta']['modality']} {record['meta']['turns'][0]['kind']}"
+        for record in records
+        if "sources" in record["meta"]
+    )
+    return {
+        f"{kind.label} {kind.name}": kinds[f"{kind.label} {kind.name}"] for kind in multi_kinds(modalities)
     }

@@ -14,6 +14,7 @@ from PIL import Image
 
 import anymodal
 from anymodal.cli import main
+from anymodal.contract.registry import load_registry
 from anymodal.eval.benchmarks.pope import reply_is_yes
 from anymodal.runtime.model import AnyModalModel, PreparedInput
 from anymodal.testing import save_scripted_llm, toy
@@ -370,3 +371,21 @@ def test_pope_runs_on_the_demo_model_as_published(
     mean = (scores["splits"]["random"]["f1"] + scores["splits"]["adversarial"]["f1"]) / 2
     assert scores["mean"]["f1"] == pytest.approx(mean)
     assert "splits.random.accuracy" in capsys.readouterr().out
+
+
+def test_the_plugin_example_in_docs_evaluation_works_as_written(tmp_path: Path) -> None:
+    """docs/evaluation.md's benchmark plugin, run as it is written there: registered, read, scored."""
+    import types
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "evaluation.md").read_text(encoding="utf-8")
+    code = text.split("## Writing a benchmark plugin", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    module = types.ModuleType("my_benchmark_plugin")
+    exec(compile(code, "docs/evaluation.md", "exec"), module.__dict__)
+    (tmp_path / "questions.tsv").write_text("a.png\tWhat colour is it?\tred\nb.png\tAnd this one?\tblue\n")
+    spec = load_registry(plugins=[module]).benchmarks["my-benchmark"]
+    items = spec.read(tmp_path)
+    assert [(item.id, item.question, item.media, item.fields) for item in items] == [
+        ("1", "What colour is it?", (("image", tmp_path / "a.png"),), {"answer": "red"}),
+        ("2", "And this one?", (("image", tmp_path / "b.png"),), {"answer": "blue"}),
+    ]
+    assert spec.score(items, [" Red", "green"]) == {"accuracy": 0.5, "count": 2}
