@@ -22,7 +22,7 @@ import os
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +39,7 @@ from anymodal.data.replies import (
     shingles,
 )
 from anymodal.data.spec import KindSpec, LoadedSpec
-from anymodal.data.teacher import Teacher, TeacherError, TeacherReply, TeacherSettings
+from anymodal.data.teacher import Teacher, TeacherError, TeacherOptions, TeacherReply, TeacherSettings
 from anymodal.files.appended import Appended, open_appended, read_appended
 from anymodal.train.data import read_records
 from anymodal.train.data_file import load_entries
@@ -322,18 +322,9 @@ def teacher_settings(loaded: LoadedSpec, url: str | None, model: str | None) -> 
             f"no teacher: give {missing}, or teacher.url and teacher.model in {loaded.file}",
             hint="any OpenAI-compatible endpoint: OpenAI, vLLM, Ollama, or `anymodal serve` with a text LLM",
         )
-    return TeacherSettings(
-        url=url.rstrip("/"),
-        model=model,
-        api_key=os.environ.get(teacher.key_env) or None,
-        key_env=teacher.key_env,
-        max_tokens=teacher.max_tokens,
-        temperature=teacher.temperature,
-        timeout_s=teacher.timeout_s,
-        retries=teacher.retries,
-        backoff_s=teacher.backoff_s,
-        max_backoff_s=teacher.max_backoff_s,
-    )
+    options = {option.name: getattr(teacher, option.name) for option in fields(TeacherOptions)}
+    key = os.environ.get(teacher.key_env) or None
+    return TeacherSettings(url=url.rstrip("/"), model=model, api_key=key, **options)
 
 
 def _answers(

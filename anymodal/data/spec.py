@@ -26,6 +26,7 @@ from anymodal.config.validate import build
 from anymodal.contract.errors import ConfigError, UsageError
 from anymodal.contract.wording import did_you_mean
 from anymodal.data.kinds import BUILTIN_KINDS, KindSpec
+from anymodal.data.teacher import TeacherOptions
 
 
 @dataclass(frozen=True)
@@ -37,19 +38,12 @@ class Price:
 
 
 @dataclass(frozen=True)
-class TeacherSpec:
+class TeacherSpec(TeacherOptions):
     """The teacher: an OpenAI-compatible chat completions endpoint; the key is read from the
     environment variable ``key_env`` (unset: no key is sent, as local servers want)."""
 
     url: str | None = None
     model: str | None = None
-    key_env: str = "OPENAI_API_KEY"
-    max_tokens: int = 1024
-    temperature: float = 0.2
-    timeout_s: float = 120.0
-    retries: int = 5
-    backoff_s: float = 1.0
-    max_backoff_s: float = 60.0
     price: Price = field(default_factory=Price)
 
 

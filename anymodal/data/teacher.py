@@ -34,12 +34,10 @@ FATAL_STATUSES = frozenset({401, 403, 404})
 
 
 @dataclass(frozen=True)
-class TeacherSettings:
-    """Where the teacher is and how to ask it; ``url`` is the API's base, e.g. ``.../v1``."""
+class TeacherOptions:
+    """How the teacher is asked: the environment variable its key is read from, the reply's length
+    and temperature, and how long to wait and how often to try again."""
 
-    url: str
-    model: str
-    api_key: str | None = None
     key_env: str = "OPENAI_API_KEY"
     max_tokens: int = 1024
     temperature: float = 0.2
@@ -47,6 +45,15 @@ class TeacherSettings:
     retries: int = 5
     backoff_s: float = 1.0
     max_backoff_s: float = 60.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class TeacherSettings(TeacherOptions):
+    """Where the teacher is (``url`` the API's base, e.g. ``.../v1``), which model, with which key."""
+
+    url: str
+    model: str
+    api_key: str | None = None
 
 
 @dataclass(frozen=True)

@@ -102,7 +102,7 @@ def test_a_bad_question_file_is_one_error_naming_it(tmp_path: Path, content: str
 
 
 def test_a_missing_file_or_a_file_not_named_for_a_split_is_an_error(tmp_path: Path) -> None:
-    with pytest.raises(UsageError, match="no such POPE question file"):
+    with pytest.raises(UsageError, match="no such file; a POPE question file was expected here"):
         read_questions(tmp_path / "coco_pope_random.json")
     with pytest.raises(UsageError, match=re.escape("coco_pope_<split>.json")):
         split_of(tmp_path / "questions.json")

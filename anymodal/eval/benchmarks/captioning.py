@@ -57,6 +57,7 @@ and CIDEr-D's length penalty compare it with. The metrics need ``pip install 'an
 from __future__ import annotations
 
 import csv
+import io
 import os
 import re
 import shutil
@@ -67,6 +68,7 @@ from typing import Any
 
 from anymodal.contract.benchmarks import BenchmarkItem, BenchmarkSpec
 from anymodal.contract.errors import UsageError
+from anymodal.files.text import read_text
 
 __all__ = [
     "AUDIOCAPS",
@@ -165,24 +167,12 @@ def _metrics() -> tuple[Any, Any, Any, Any, Any]:
 def _read_rows(path: Path, columns: Sequence[str], what: str) -> list[tuple[int, dict[str, str]]]:
     """``(line, row)`` for every row of the CSV file ``path`` (``line`` the row's last line in the
     file), once its header is checked to hold ``columns`` and each row to have as many fields."""
+    reader = csv.reader(io.StringIO(read_text(path, what, "a UTF-8 CSV file", newline="")))
     try:
-        with path.open(encoding="utf-8-sig", newline="") as file:
-            reader = csv.reader(file)
-            try:
-                header = _header(path, next(reader, None), columns, what)
-                rows = [
-                    (reader.line_num, _row(path, reader.line_num, header, record))
-                    for record in reader
-                    if record
-                ]
-            except csv.Error as error:
-                raise UsageError(f"{path}, line {reader.line_num}: not CSV ({error})") from None
-    except FileNotFoundError:
-        raise UsageError(f"{path}: no such {what} file") from None
-    except UnicodeDecodeError:
-        raise UsageError(f"{path}: not UTF-8 text; {what} is a UTF-8 CSV file") from None
-    except OSError as error:
-        raise UsageError(f"{path}: cannot read it as {what} ({error.strerror})") from None
+        header = _header(path, next(reader, None), columns, what)
+        rows = [(reader.line_num, _row(path, reader.line_num, header, record)) for record in reader if record]
+    except csv.Error as error:
+        raise UsageError(f"{path}, line {reader.line_num}: not CSV ({error})") from None
     if not rows:
         raise UsageError(f"{path}: no clips (only a header)")
     return rows

@@ -39,6 +39,7 @@ from pathlib import Path
 from anymodal.contract.benchmarks import BenchmarkItem, BenchmarkSpec
 from anymodal.contract.errors import UsageError
 from anymodal.files.jsonl import json_object
+from anymodal.files.text import read_text
 
 __all__ = [
     "POPE",
@@ -142,14 +143,7 @@ def split_of(path: Path) -> str:
 
 def read_questions(path: Path) -> list[PopeQuestion]:
     """Every question of a POPE question file, checked: one clear error naming the file and line."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise UsageError(f"{path}: no such POPE question file") from None
-    except UnicodeDecodeError:
-        raise UsageError(f"{path}: not UTF-8 text; a POPE question file is JSON Lines") from None
-    except OSError as error:
-        raise UsageError(f"{path}: cannot read it as a POPE question file ({error.strerror})") from None
+    text = read_text(Path(path), "a POPE question file", "JSON Lines")
     # split("\n"), not splitlines(): a question's text may hold U+2028, which splitlines breaks on.
     numbered = enumerate(text.split("\n"), 1)
     questions = [_question(path, number, line) for number, line in numbered if line.strip()]

@@ -60,6 +60,7 @@ from typing import Any
 
 from anymodal.contract.benchmarks import BenchmarkItem, BenchmarkSpec
 from anymodal.contract.errors import UsageError
+from anymodal.files.text import read_text
 
 __all__ = [
     "CATEGORIES",
@@ -204,14 +205,7 @@ def read_problems(folder: Path) -> list[Problem]:
 
 
 def _json_object_file(path: Path) -> dict[str, Any]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise UsageError(f"{path}: no such file", hint=_DOWNLOAD) from None
-    except UnicodeDecodeError:
-        raise UsageError(f"{path}: not UTF-8 text; ScienceQA's {path.name} is JSON") from None
-    except OSError as error:
-        raise UsageError(f"{path}: cannot read it ({error.strerror})") from None
+    text = read_text(path, f"ScienceQA's {path.name}", "JSON", hint=_DOWNLOAD)
     try:
         record = json.loads(text)
     except ValueError as error:
