@@ -31,6 +31,7 @@ from anymodal.contract.specs import (
 from anymodal.contract.version import __version__
 from anymodal.files.inputs import check_input_file
 from anymodal.files.weights import load_torch_file, state_dict_mismatches
+from anymodal.preprocess.arrays import read_array
 from anymodal.preprocess.audio_headers import (
     CODEC_FRAME_SAMPLES,
     CONTAINER_TOLERANCE_S,
@@ -102,6 +103,7 @@ __all__ = [
     "mp3_declares_length",
     "normalize",
     "open_image",
+    "read_array",
     "resize_short_side",
     "state_dict_mismatches",
     "to_tensor",

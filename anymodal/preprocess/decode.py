@@ -15,7 +15,8 @@ all; those are checked from the file's own structure (a PNG's chunks before PIL 
 
 ``.npy``: the header is parsed here, without numpy's reader (which allocates before it checks and
 answers a text file with advice about pickles), and the element count, dtype and file size are
-checked before the data is read into a buffer of exactly the declared size.
+checked before the data is read into a buffer of exactly the declared size. The same reader,
+:func:`read_npy_stream`, takes the members of a ``.npz`` archive for :func:`anymodal.read_array`.
 """
 
 from __future__ import annotations
@@ -24,8 +25,9 @@ import ast
 import math
 import struct
 import warnings
+from io import BufferedIOBase
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import TYPE_CHECKING
 
 from anymodal.contract.errors import InputError
 
@@ -36,7 +38,8 @@ if TYPE_CHECKING:
 #: Images with more pixels than this are refused before their pixel data is decoded.
 MAX_IMAGE_PIXELS = 100_000_000
 
-#: ``.npy`` arrays with more elements than this are refused before their data is read.
+#: Arrays with more elements than this are refused before their data is read (the default of
+#: :func:`load_npy` and of :func:`anymodal.read_array`, whatever the file's format).
 MAX_NPY_ELEMENTS = 100_000_000
 
 #: What PIL's format plugins and decoders raise on damaged data (they are not consistent).
@@ -196,42 +199,66 @@ def load_npy(path: str | Path, *, modality: str, max_elements: int | None = None
     Booleans, complex numbers, strings, structured arrays and objects are refused. Returns an
     in-memory, writable array of the stored dtype, shape and memory order.
     """
-    import numpy as np
-
-    cap = MAX_NPY_ELEMENTS if max_elements is None else max_elements
     file = Path(path)
     try:
         with file.open("rb") as stream:
-            dtype, shape, fortran = _read_npy_header(stream, file, modality)
-            held = _size(file, modality) - stream.tell()
-            count = math.prod(shape)
-            declared = count * dtype.itemsize
-            if declared != held:
-                raise _npy_mismatch(modality, file, shape, dtype, declared, held)
-            if count > cap:
-                raise InputError(
-                    f"{modality} array is too large: {file} holds {count:,} values "
-                    f"(shape {shape}), the limit is {cap:,}",
-                    hint="crop or downsample the array before passing it",
-                )
-            buffer = bytearray(declared)
-            got = stream.readinto(buffer)
+            return read_npy_stream(
+                stream, _size(file, modality), file, modality=modality, max_elements=max_elements
+            )
     except OSError as error:
         raise InputError(
             f"{modality} file cannot be read: {file} ({error})", hint="check the file"
         ) from error
+
+
+def read_npy_stream(
+    stream: BufferedIOBase, size: int, source: Path | str, *, modality: str, max_elements: int | None = None
+) -> np.ndarray:
+    """The array of the ``.npy`` data ``stream`` holds (``size`` bytes, header included), with
+    :func:`load_npy`'s checks; ``source`` names it in messages. Shared by :func:`load_npy` and the
+    ``.npz`` members that :func:`anymodal.read_array` reads, so both refuse the same things."""
+    import numpy as np
+
+    cap = MAX_NPY_ELEMENTS if max_elements is None else max_elements
+    dtype, shape, fortran = _read_npy_header(stream, source, modality)
+    held = size - stream.tell()
+    count = math.prod(shape)
+    declared = count * dtype.itemsize
+    if declared != held:
+        raise _npy_mismatch(modality, source, shape, dtype, declared, held)
+    if count > cap:
+        raise too_large(modality, source, f"{count:,} values (shape {shape})", cap)
+    buffer = bytearray(declared)
+    got = stream.readinto(buffer)
     if got != declared:  # the file shrank while it was read
-        raise _npy_mismatch(modality, file, shape, dtype, declared, got)
+        raise _npy_mismatch(modality, source, shape, dtype, declared, got)
     array = np.frombuffer(buffer, dtype=dtype, count=count).reshape(shape, order="F" if fortran else "C")
-    if dtype.kind == "f" and not np.isfinite(array).all():
-        raise InputError(
-            f"{modality} array contains NaN or infinite values: {file}",
-            hint="replace them (for example with numpy.nan_to_num) before saving",
-        )
+    check_finite(array, modality, source)
     return array
 
 
-def _read_npy_header(stream: IO[bytes], file: Path, modality: str) -> tuple[np.dtype, tuple[int, ...], bool]:
+def too_large(modality: str, source: Path | str, holds: str, cap: int) -> InputError:
+    """The one message for an array over its element cap; ``holds`` says how many values it has."""
+    return InputError(
+        f"{modality} array is too large: {source} holds {holds}, the limit is {cap:,}",
+        hint="crop or downsample the array before passing it",
+    )
+
+
+def check_finite(array: np.ndarray, modality: str, source: Path | str) -> None:
+    """Refuse a float array holding NaN or infinite values (integer arrays cannot)."""
+    import numpy as np
+
+    if array.dtype.kind == "f" and not np.isfinite(array).all():
+        raise InputError(
+            f"{modality} array contains NaN or infinite values: {source}",
+            hint="replace them (for example with numpy.nan_to_num) before saving",
+        )
+
+
+def _read_npy_header(
+    stream: BufferedIOBase, file: Path | str, modality: str
+) -> tuple[np.dtype, tuple[int, ...], bool]:
     """``(dtype, shape, fortran_order)`` from a ``.npy`` header, the stream left at the data."""
     import numpy as np
 
@@ -296,7 +323,7 @@ def _npy_layout(shape: tuple[int, ...], dtype: np.dtype, nbytes: int) -> str:
 
 
 def _npy_mismatch(
-    modality: str, file: Path, shape: tuple[int, ...], dtype: np.dtype, declared: int, held: int
+    modality: str, file: Path | str, shape: tuple[int, ...], dtype: np.dtype, declared: int, held: int
 ) -> InputError:
     layout = _npy_layout(shape, dtype, declared)
     if held < declared:
@@ -311,14 +338,14 @@ def _npy_mismatch(
     )
 
 
-def _npy_cut_in_header(modality: str, file: Path, held: int) -> InputError:
+def _npy_cut_in_header(modality: str, file: Path | str, held: int) -> InputError:
     return InputError(
         f"{modality} .npy file is truncated: it ends inside its header, after {_bytes(held)}: {file}",
         hint=_TRUNCATED_HINT,
     )
 
 
-def _npy_bad_header(modality: str, file: Path, why: str) -> InputError:
+def _npy_bad_header(modality: str, file: Path | str, why: str) -> InputError:
     return InputError(
         f"{modality} .npy file has a damaged header ({why}): {file}",
         hint="re-save the array with numpy.save",

@@ -15,7 +15,6 @@ A recording is ``(6, T)`` or ``(T, 6)`` with T >= :data:`MIN_SAMPLES`. It become
 
 from __future__ import annotations
 
-from array import array
 from pathlib import Path
 
 import numpy as np
@@ -26,122 +25,26 @@ import anymodal
 CHANNELS = 6
 #: Fewer samples than one of ImageBind's 8-sample IMU patches is not a recording.
 MIN_SAMPLES = 8
-#: ``.npy`` recordings above this many values are refused before reading (tests lower it).
+#: Recordings above this many values are refused before they are read in full (tests lower it).
 MAX_ELEMENTS = 60_000_000
-#: CSV files above this size are refused before reading (tests lower it).
-MAX_CSV_BYTES = 64 * 1024 * 1024
-#: CSV files with more lines than this are refused (tests lower it).
-MAX_CSV_LINES = 1_000_000
 
 MODES = ("crop", "resample")
 
 
 def load_imu(path: Path) -> np.ndarray:
-    """Decode a ``.npy`` or ``.csv`` recording to float32 ``[6, T]``."""
-    if path.suffix.lower() == ".csv":
-        array = _read_csv(path)
-    else:
-        array = anymodal.load_npy(path, modality="imu", max_elements=MAX_ELEMENTS)
-    return _channels_first(array, path)
+    """Decode a ``.npy`` or ``.csv`` recording, ``(6, T)`` or ``(T, 6)``, to float32 ``[6, T]``.
 
-
-def _read_csv(path: Path) -> np.ndarray:
-    """Comma-separated numbers, one row per line; the first line may be a header.
-
-    The file is read line by line into a flat buffer of float64 values (8 bytes a value), so a
-    long recording never exists as Python lists of floats.
+    :func:`anymodal.read_array` reads the file and turns ``(T, 6)`` around; ``(6, 6)`` is kept as
+    stored (and refused below as too short).
     """
-    size = path.stat().st_size
-    if size > MAX_CSV_BYTES:
-        raise anymodal.InputError(
-            f"imu CSV is too large: {path} is {size / 2**20:.1f} MB, "
-            f"the limit is {MAX_CSV_BYTES / 2**20:g} MB",
-            hint="crop the recording, or save it as .npy",
-        )
-    values = array("d")
-    columns = 0
-    try:
-        with path.open(encoding="utf-8-sig", newline=None) as stream:
-            for number, line in enumerate(stream, 1):
-                if number > MAX_CSV_LINES:
-                    raise anymodal.InputError(
-                        f"imu CSV has more than {MAX_CSV_LINES:,} lines (the limit): {path}",
-                        hint="crop the recording, or save it as .npy",
-                    )
-                if not line.strip():
-                    continue
-                row = _parse_row(line, number, path)
-                if row is None:  # a header line
-                    continue
-                if columns and len(row) != columns:
-                    raise _ragged(line, number, len(row), columns, path)
-                columns = columns or len(row)
-                values.extend(row)
-    except (UnicodeDecodeError, OSError) as error:
-        raise anymodal.InputError(
-            f"imu CSV is not UTF-8 text: {path} ({error})", hint="save it as a plain-text CSV"
-        ) from error
-    if not values:
-        raise anymodal.InputError(f"imu CSV holds no numbers: {path}", hint="write one sample per line")
-    table = np.frombuffer(values, dtype=np.float64).reshape(-1, columns)
-    if not np.isfinite(table).all():
-        raise anymodal.InputError(
-            f"imu CSV contains NaN or infinite values: {path}", hint="fill or drop the missing samples"
-        )
-    return table
-
-
-def _parse_row(line: str, number: int, path: Path) -> list[float] | None:
-    """The numbers of one line; None for a header (first line only); InputError otherwise."""
-    cells = line.split(",")
-    try:
-        return [float(cell) for cell in cells]
-    except ValueError:
-        if number == 1:
-            return None
-    bad = next(cell.strip() for cell in cells if not _is_number(cell))
-    raise anymodal.InputError(
-        f"imu CSV line {number} is not comma-separated numbers ({bad[:20]!r} is not a number): {path}",
-        hint="keep at most one header line; every other line must hold numbers only",
-    )
-
-
-def _is_number(cell: str) -> bool:
-    try:
-        float(cell)
-    except ValueError:
-        return False
-    return True
-
-
-def _ragged(line: str, number: int, count: int, columns: int, path: Path) -> anymodal.InputError:
-    """A row of the wrong width; the last line, short and without a line end, is a cut-short file."""
-    if count < columns and not line.endswith("\n"):
-        return anymodal.InputError(
-            f"imu CSV is truncated: its last line ({number}) holds {count} of {columns} values "
-            f"and no line end: {path}",
-            hint="the file was cut short; export the recording again",
-        )
-    return anymodal.InputError(
-        f"imu CSV line {number} has {count} values, earlier lines have {columns}: {path}",
-        hint="every row must have the same number of columns",
-    )
-
-
-def _channels_first(array: np.ndarray, path: Path) -> np.ndarray:
-    if array.ndim != 2 or CHANNELS not in array.shape:
-        raise anymodal.InputError(
-            f"imu recording must have shape (6, T) or (T, 6), got {array.shape}: {path}",
-            hint="6 channels: accelerometer x, y, z then gyroscope x, y, z",
-        )
-    channels_first = array if array.shape[0] == CHANNELS else array.T
-    samples = channels_first.shape[1]
+    recording = anymodal.read_array(path, modality="imu", channels=CHANNELS, max_elements=MAX_ELEMENTS)
+    samples = recording.shape[1]
     if samples < MIN_SAMPLES:
         raise anymodal.InputError(
             f"imu recording has {samples} samples, at least {MIN_SAMPLES} are needed: {path}",
             hint="pass a longer recording (ImageBind uses 2000 samples, 5 s at 400 Hz)",
         )
-    return np.ascontiguousarray(channels_first, dtype=np.float32)
+    return recording
 
 
 def fit_length(recording: np.ndarray, length: int, mode: str = "crop") -> np.ndarray:

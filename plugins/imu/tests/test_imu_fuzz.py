@@ -76,21 +76,27 @@ def test_a_csv_cut_inside_its_last_row_says_it_is_truncated(tmp_path: Path) -> N
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("1,2,3,4,5,6\n1,2,3,4,5\n1,2,3,4,5,6\n", "imu CSV line 2 has 5 values, earlier lines have 6"),
-        ("1,2,3,4,5,6\n1,2,3,4,5,6,7\n", "imu CSV line 2 has 7 values, earlier lines have 6"),
+        (
+            "1,2,3,4,5,6\n1,2,3,4,5\n1,2,3,4,5,6\n",
+            "imu CSV line 2 has 5 values, earlier lines have 6 ('1,2,3,4,5' in a comma-separated table)",
+        ),
+        (
+            "1,2,3,4,5,6\n1,2,3,4,5,6,7\n",
+            "imu CSV line 2 has 7 values, earlier lines have 6 ('1,2,3,4,5,6,7' in a comma-separated table)",
+        ),
         (
             "1,2,3,4,5,6\n1,2,3,4,5\n",
             "imu CSV is truncated: its last line (2) holds 5 of 6 values and no line end",
         ),
         (
             "a,b,c,d,e,f\n1,2,3,4,5,6\n1,2,3,4;5,6\n",
-            "imu CSV line 3 is not comma-separated numbers ('4;5' is not a number)",
+            "imu CSV line 3 has 5 values, earlier lines have 6 ('1,2,3,4;5,6' in a comma-separated table)",
         ),
         (
             "1,2,3,4,5,6\n1,2,\x00\x01,4,5,6\n",
-            "imu CSV line 2 is not comma-separated numbers ('\\x00\\x01' is not a number)",
+            "imu CSV line 2, column 3 is not a number ('\\x00\\x01' in a comma-separated table)",
         ),
-        ("1,2,3,4,5,6\n" * 9 + "1,2,3,4,5,inf\n", "imu CSV contains NaN or infinite values"),
+        ("1,2,3,4,5,6\n" * 9 + "1,2,3,4,5,inf\n", "imu array contains NaN or infinite values"),
     ],
 )
 def test_ragged_and_garbled_csv_rows_name_the_line_and_the_file(
