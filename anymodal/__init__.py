@@ -15,6 +15,7 @@ from anymodal.contract.errors import (
     UsageError,
 )
 from anymodal.contract.hookspecs import hookimpl
+from anymodal.contract.layouts import layout_mismatch
 from anymodal.contract.specs import (
     CONTRACT_VERSION,
     EncoderGeometry,
@@ -27,6 +28,7 @@ from anymodal.contract.specs import (
     ModalitySpec,
     ProjectorSpec,
     TemplateSpec,
+    TensorLayout,
 )
 from anymodal.contract.version import __version__
 from anymodal.files.inputs import check_input_file
@@ -86,6 +88,7 @@ __all__ = [
     "PluginError",
     "ProjectorSpec",
     "TemplateSpec",
+    "TensorLayout",
     "UsageError",
     "WavLayout",
     "__version__",
@@ -98,6 +101,7 @@ __all__ = [
     "flac_sample_rate",
     "format_duration",
     "hookimpl",
+    "layout_mismatch",
     "load_npy",
     "load_torch_file",
     "mp3_declares_length",

@@ -1,5 +1,6 @@
-"""Checks of a parsed config beyond its types: value ranges, training settings, and every name and
-options block against the plugin registry. Each returns Issues, so all problems are reported at once."""
+"""Checks of a parsed config beyond its types: value ranges, training settings, every name and
+options block against the plugin registry, and the tensor layouts the plugins declare. Each returns
+Issues, so all problems are reported at once."""
 
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ from omegaconf import DictConfig
 
 from anymodal.config.device import device_name_problem
 from anymodal.config.parse import get_key, under
-from anymodal.config.schema import LLMConfig
+from anymodal.config.schema import LLMConfig, ModelConfig
 from anymodal.config.validate import Issue, find_issues
+from anymodal.contract.layouts import layout_disagreement
 from anymodal.contract.wording import did_you_mean
 
 if TYPE_CHECKING:
@@ -221,6 +223,24 @@ def _modality_issues(name: str, block: Any, registry: Registry) -> list[Issue]:
     preprocess = block.get("preprocess", {})
     if spec is not None and isinstance(preprocess, Mapping):
         issues += _preprocess_issues(spec.preprocess, preprocess, f"{key}.preprocess")
+    return issues
+
+
+def layout_issues(model: ModelConfig, registry: Registry) -> list[Issue]:
+    """Modalities whose preprocessing emits a tensor layout that their encoder does not take, where
+    both declare one (``ModalitySpec.emits``, ``EncoderSpec.takes``). Run on the built config, once
+    every name is pinned and every options block is its dataclass: what the encoder is built with."""
+    issues = []
+    for name, modality in model.modalities.items():
+        key = f"model.modalities.{name}"
+        spec, encoder = registry.modalities[name], registry.encoders[modality.encoder.name or ""]
+        options = modality.encoder.options or None  # as the encoder's build gets them
+        try:
+            problem = layout_disagreement(spec, modality.preprocess, encoder, options)
+        except (TypeError, ValueError) as error:  # an option value the plugin's declaration cannot use
+            problem = f"cannot work out the layouts its preprocessing and encoder declare: {error}"
+        if problem:
+            issues.append(Issue(key, f"{key}: {problem}"))
     return issues
 
 

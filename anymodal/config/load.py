@@ -3,9 +3,11 @@
 Everything here is cheap (YAML and dataclasses, no torch), so a bad config is refused before a
 model is loaded. Schema problems, value problems and registry problems (unknown modality,
 encoder, projector, bridge or template names; bad plugin options) are collected together and
-raised once as a :class:`ConfigError`. The stages have a module each: finding the file
-(:mod:`~anymodal.config.sources`), parsing it and its overrides (:mod:`~anymodal.config.parse`),
-checking it (:mod:`~anymodal.config.checks`); this one runs them and resolves paths.
+raised once as a :class:`ConfigError`; so, last, is a modality whose preprocessing emits a
+tensor layout its encoder does not take, where the plugins declare both. The stages have a module
+each: finding the file (:mod:`~anymodal.config.sources`), parsing it and its overrides
+(:mod:`~anymodal.config.parse`), checking it (:mod:`~anymodal.config.checks`); this one runs them
+and resolves paths.
 
 ``${weights:<relative path>}`` in a value is that path under anymodal's weights directory,
 ``$ANYMODAL_HOME/weights`` (default ``~/.cache/anymodal/weights``); the real-model presets keep
@@ -29,7 +31,13 @@ from typing import TYPE_CHECKING, Any, cast
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from anymodal.config.checks import annotate, drop_uninstalled_optional, registry_issues, value_issues
+from anymodal.config.checks import (
+    annotate,
+    drop_uninstalled_optional,
+    layout_issues,
+    registry_issues,
+    value_issues,
+)
 from anymodal.config.parse import first_line, normalise, parse_overrides, read_yaml, under
 from anymodal.config.schema import AnymodalConfig
 from anymodal.config.sources import BUILTIN_PREFIX, locate, packaged_path, plain_model_dir
@@ -115,6 +123,10 @@ def load_config(
     _resolve_paths(config, base_dir, override_keys)
     if registry is not None:
         _attach_plugin_choices(config, registry)
+        # Last: the layouts the plugins declare depend on the options as their dataclasses hold them.
+        mismatches = layout_issues(config.model, registry)
+        if mismatches:
+            raise ConfigError([annotate(issue, parsed) for issue in mismatches], source=str(file))
     return LoadedConfig(config, label, file, base_dir, tuple(overrides), left_out)
 
 

@@ -42,12 +42,48 @@ class EncoderGeometry:
 
 
 @dataclass(frozen=True)
+class TensorLayout:
+    """The shape and dtype of one input tensor, without its batch dimension: what a modality's
+    preprocessing emits (:attr:`ModalitySpec.emits`) and what an encoder takes
+    (:attr:`EncoderSpec.takes`), so that the two can be checked against each other before any
+    file is read (:func:`anymodal.layout_mismatch`).
+
+    dims:  each dimension's size; None where any size goes (a recording's length, a cloud's points).
+    dtype: torch's name of the element type, without ``torch.``: "float32", "int64".
+    names: one per dimension, or none; they only make messages readable: ``[leads=12, samples=*]``.
+    """
+
+    dims: tuple[int | None, ...]
+    dtype: str = "float32"
+    names: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "dims", tuple(self.dims))
+        object.__setattr__(self, "names", tuple(self.names))
+        if not all(
+            d is None or (isinstance(d, int) and not isinstance(d, bool) and d >= 0) for d in self.dims
+        ):
+            raise ValueError(f"a layout's dims are sizes (whole numbers) or None, got {self.dims}")
+        if self.names and len(self.names) != len(self.dims):
+            raise ValueError(f"a layout names all of its {len(self.dims)} dims or none, got {self.names}")
+        if not self.dtype or self.dtype.startswith("torch."):
+            raise ValueError(f"a layout's dtype is torch's name without 'torch.', got {self.dtype!r}")
+
+    def __str__(self) -> str:
+        sizes = ["*" if d is None else str(d) for d in self.dims]
+        named = [f"{n}={s}" for n, s in zip(self.names, sizes, strict=True)] if self.names else sizes
+        return f"[{', '.join(named)}] {self.dtype}"
+
+
+@dataclass(frozen=True)
 class ModalitySpec:
     """One input modality: how a file becomes a tensor and which encoder and projector it uses.
 
     loader(path) validates and decodes a file and raises :class:`anymodal.InputError` naming the
     file when it cannot. preprocess(decoded, **options) turns the decoded value into one tensor
     without a batch dimension; options come from the config key ``modalities.<name>.preprocess``.
+    emits(options), when given, is the :class:`TensorLayout` of that tensor for those options
+    (the config's, with the defaults of ``preprocess``'s signature filled in).
     """
 
     name: str
@@ -59,6 +95,7 @@ class ModalitySpec:
     placeholder: str = ""
     flag: str = ""
     description: str = ""
+    emits: Callable[[Mapping[str, Any]], TensorLayout] | None = None
 
     def __post_init__(self) -> None:
         if not self.name.isidentifier() or self.name != self.name.lower():
@@ -94,6 +131,10 @@ class EncoderSpec:
     #: then materialises every tensor (``load_state_dict(..., assign=True)``): with a weights
     #: file, the encoder is built without the random initialisation its weights would replace.
     meta_load: bool = False
+    #: takes(modality, options) -> the :class:`TensorLayout` of one input (no batch dimension)
+    #: that the encoder built for them reads, or None where it declares none (an encoder that
+    #: reads several layouts for a modality). None: it declares no layout for any modality.
+    takes: Callable[[str, Any], TensorLayout | None] | None = None
 
 
 @dataclass(frozen=True)

@@ -20,17 +20,18 @@ without entry points, so it runs before the plugin is installed; once installed,
 is checked too). The checks: the contract and registration, the spec's metadata, a cheap import,
 one clear :class:`anymodal.InputError` for missing, empty, wrong-kind and corrupt files, only
 anymodal errors (no crash, hang or memory blow-up) for damaged versions of the sample file,
-preprocessing that is float32, finite and deterministic, encoder outputs of the shapes the
-encoder's geometry declares (the same for an input alone or in a batch), a projector that maps
-into the LLM's width and passes gradients, a chat turn through a tiny LLM, and a training step
-that moves every projector weight while the encoder stays frozen.
+preprocessing that is float32, finite and deterministic, tensor layouts (where the plugins declare
+them) that agree between the preprocessing and its encoder and that the preprocessed sample has,
+encoder outputs of the shapes the encoder's geometry declares (the same for an input alone or in
+a batch), a projector that maps into the LLM's width and passes gradients, a chat turn through a
+tiny LLM, and a training step that moves every projector weight while the encoder stays frozen.
 
 Override :meth:`PluginConformance.modality_config` to choose a small encoder (the default is the
 modality's own defaults, with ImageBind at toy width), ``heavy_modules`` to name what importing
 the plugin must not import, and ``corrupt_bytes`` for a format where the default garbage is valid.
 Everything runs on the CPU in float32.
 
-It stays one module of about 400 lines: the suite is one class that a plugin author subclasses
+It stays one module of under 500 lines: the suite is one class that a plugin author subclasses
 once, and its checks read best side by side.
 """
 
@@ -41,6 +42,7 @@ import json
 import re
 import subprocess
 import sys
+from collections.abc import Mapping
 from importlib import metadata
 from pathlib import Path
 from types import ModuleType
@@ -49,8 +51,9 @@ from typing import Any, ClassVar
 import pytest
 
 import anymodal
+from anymodal.contract.layouts import declared_layouts, emitted_layout, layout_disagreement, layout_mismatch
 from anymodal.contract.registry import ENTRY_POINT_GROUP, Registry, load_registry
-from anymodal.contract.specs import ModalitySpec
+from anymodal.contract.specs import EncoderSpec, ModalitySpec, TensorLayout
 from anymodal.testing.plugins import prepare_file, registered_modality
 from anymodal.testing.tiny import TINY_IMAGEBIND, save_tiny_imagebind
 
@@ -276,6 +279,48 @@ class PluginConformance:
         assert torch.isfinite(first).all(), "preprocessing produced NaN or infinite values"
         assert torch.equal(first, second), "preprocessing the same file twice gave different tensors"
 
+    # --- declared tensor layouts -------------------------------------------------------------
+
+    def test_preprocessing_emits_the_layout_its_encoder_takes(
+        self, registry: Registry, spec: ModalitySpec, block: dict[str, Any]
+    ) -> None:
+        encoder, options = _configured_encoder(registry, spec, block)
+        preprocess = block.get("preprocess", {})
+        if declared_layouts(spec, preprocess, encoder, options) is None:
+            silent = f"encoder {encoder.name} (EncoderSpec.takes)"
+            if spec.emits is None:
+                silent = f"the {spec.name} preprocessing (ModalitySpec.emits)"
+            pytest.skip(f"{silent} declares no layout for {spec.name}: nothing to compare")
+        problem = layout_disagreement(spec, preprocess, encoder, options)
+        if problem:
+            pytest.fail(problem)
+
+    def test_preprocessed_sample_has_the_declared_layouts(
+        self, registry: Registry, spec: ModalitySpec, sample: Path, block: dict[str, Any]
+    ) -> None:
+        encoder, options = _configured_encoder(registry, spec, block)
+        preprocess = block.get("preprocess", {})
+        claims = {
+            "declares it emits": emitted_layout(spec, preprocess),
+            f"encoder {encoder.name} declares it takes": (
+                None if encoder.takes is None else encoder.takes(spec.name, options)
+            ),
+        }
+        if all(layout is None for layout in claims.values()):
+            pytest.skip(
+                f"neither the {spec.name} preprocessing (ModalitySpec.emits) nor encoder "
+                f"{encoder.name} (EncoderSpec.takes) declares a layout"
+            )
+        tensor = prepare_file(spec, sample, **preprocess)
+        actual = TensorLayout(tuple(tensor.shape), str(tensor.dtype).removeprefix("torch."))
+        for claim, layout in claims.items():
+            reason = None if layout is None else layout_mismatch(actual, layout)
+            if reason:
+                pytest.fail(
+                    f"the {spec.name} preprocessing returned {actual} for {sample.name}, "
+                    f"but {claim} {layout} ({reason})"
+                )
+
     # --- encoder and projector --------------------------------------------------------------
 
     def test_encoder_outputs_match_its_geometry(self, model: Any, modality: str, sample: Path) -> None:
@@ -394,6 +439,19 @@ def _entry_points_of(module: str) -> list[metadata.EntryPoint]:
 
 def _entry_point_names(module: str) -> list[str]:
     return [ep.name for ep in _entry_points_of(module)]
+
+
+def _configured_encoder(
+    registry: Registry, spec: ModalitySpec, block: Mapping[str, Any]
+) -> tuple[EncoderSpec, Any]:
+    """The encoder spec ``block`` picks (the modality's default unless it names one), and its
+    options as its ``build`` gets them: an instance of its options dataclass, or None."""
+    from anymodal.config import build
+
+    section = block.get("encoder", {})
+    encoder: EncoderSpec = registry.get("encoder", section.get("name") or spec.default_encoder)
+    options = section.get("options", {})
+    return encoder, build(encoder.options, options) if encoder.options else None
 
 
 def _model_section(llm: Path, modality: str, block: dict[str, Any]) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from anymodal import (
     ModalitySpec,
     ProjectorSpec,
     TemplateSpec,
+    TensorLayout,
     UsageError,
     hookimpl,
 )
@@ -565,6 +566,66 @@ def test_encoder_limited_to_other_modalities(tmp_path: Path, registry: Registry)
     assert issues_of(excinfo) == [
         "model.modalities.audio.encoder.name: encoder 'image_only_encoder' does not support modality "
         "'audio' (it supports image) (from override 'model.modalities.audio.encoder.name=image_only_encoder')"
+    ]
+
+
+# --- declared tensor layouts ------------------------------------------------------------------
+
+ECG = ("leads", "samples")
+
+
+@dataclass
+class EcgNetOptions:
+    leads: int = 12
+
+
+def ecg_preprocess(signal: Any, samples: int = 5000) -> Any:
+    return _unused(signal, samples)
+
+
+class EcgPlugin:
+    """A modality and its encoder that declare their layouts: 12 leads emitted, ``leads`` taken."""
+
+    ANYMODAL_CONTRACT = CONTRACT_VERSION
+
+    @hookimpl
+    def register_modalities(self, register: Any) -> None:
+        def emits(options: Any) -> TensorLayout:
+            return TensorLayout((12, options["samples"]), names=ECG)
+
+        register(ModalitySpec("ecg", _unused, ecg_preprocess, ("npy",), "ecg-net", emits=emits))
+
+    @hookimpl
+    def register_encoders(self, register: Any) -> None:
+        def takes(modality: str, options: EcgNetOptions) -> TensorLayout:
+            return TensorLayout((options.leads, None), names=ECG)
+
+        register(EncoderSpec("ecg-net", build=_unused, options=EcgNetOptions, takes=takes))
+
+    @hookimpl
+    def register_bridges(self, register: Any) -> None:
+        register(BridgeSpec("hf", load=_unused))
+
+
+def test_a_preprocessing_that_emits_what_its_encoder_does_not_take_is_a_config_error(
+    tmp_path: Path,
+) -> None:
+    registry = load_registry(entry_points=False, plugins=[EcgPlugin()], strict=True)
+    path = write(tmp_path, "model:\n  modalities:\n    ecg: {preprocess: {samples: 2500}}\n")
+    assert load_config(path, registry=registry).config.model.modalities["ecg"].encoder.name == "ecg-net"
+    with pytest.raises(ConfigError) as excinfo:
+        load_config(path, ["model.modalities.ecg.encoder.options.leads=8"], registry=registry)
+    assert issues_of(excinfo) == [
+        "model.modalities.ecg: the ecg preprocessing emits [leads=12, samples=2500] float32 but "
+        "encoder ecg-net takes [leads=8, samples=*] float32 (leads: 12 != 8) "
+        "(from override 'model.modalities.ecg.encoder.options.leads=8')"
+    ]
+    with pytest.raises(ConfigError) as excinfo:
+        load_config(path, ["model.modalities.ecg.preprocess.samples=many"], registry=registry)
+    assert issues_of(excinfo) == [
+        "model.modalities.ecg: cannot work out the layouts its preprocessing and encoder declare: "
+        "a layout's dims are sizes (whole numbers) or None, got (12, 'many') "
+        "(from override 'model.modalities.ecg.preprocess.samples=many')"
     ]
 
 

@@ -10,10 +10,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from anymodal import EncoderGeometry, EncoderOutput, UsageError
+from anymodal import EncoderGeometry, EncoderOutput, TensorLayout, UsageError
 from anymodal.config.validate import build
 from anymodal.contract.registry import load_registry
 from anymodal.encoders.imagebind import IMAGEBIND_ENCODER, ImageBind, ImageBindConfig, ImageBindOptions
+from anymodal.testing import TINY_IMAGEBIND
 
 SMALL_OVERRIDES = {
     "kernel_size": [2, 8, 8],
@@ -106,6 +107,20 @@ def test_load_weights_takes_only_this_trunk(tmp_path: Path):
     assert list(encoder.model.state_dict()) == list(expected)
     for key, value in encoder.model.state_dict().items():
         assert torch.equal(value, expected[key]), key
+
+
+def test_it_declares_what_its_imu_trunk_takes_and_no_other_layout():
+    assert IMAGEBIND_ENCODER.takes is not None
+    huge = IMAGEBIND_ENCODER.takes("imu", None)
+    assert huge == TensorLayout((6, 2000), names=("channels", "samples"))
+    options = build(ImageBindOptions, {"trunk": "imu", "config": {**TINY_IMAGEBIND, "imu_length": 80}})
+    taken = IMAGEBIND_ENCODER.takes("gyro", options)
+    assert taken is not None and str(taken) == "[channels=6, samples=80] float32"
+    encoder = IMAGEBIND_ENCODER.build("gyro", options)
+    with torch.no_grad():
+        output = encoder(torch.zeros(2, 6, 80))
+    assert tuple(output.features.shape) == (2, encoder.geometry.num_tokens, encoder.geometry.feature_dim)
+    assert all(IMAGEBIND_ENCODER.takes(name, None) is None for name in ("image", "video", "audio", "depth"))
 
 
 def test_other_modalities_need_a_trunk():

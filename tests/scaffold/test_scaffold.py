@@ -133,6 +133,7 @@ TODO_PLACES = [
     ("anymodal_ecg/encoder.py", "self.geometry = anymodal.EncoderGeometry("),
     ("anymodal_ecg/plugin.py", 'FILE_KINDS = ("npy",)'),
     ("anymodal_ecg/plugin.py", "def preprocess(array"),
+    ("anymodal_ecg/plugin.py", "def emits(options"),
     ("anymodal_ecg/plugin.py", 'description="ecg data as .npy arrays"'),
     ("anymodal_ecg/plugin.py", 'description="example encoder'),
     ("pyproject.toml", "[project]"),
@@ -188,7 +189,7 @@ def test_a_plugin_for_another_modality_passes_its_own_tests_as_written(tmp_path:
     )  # fmt: skip
     assert result.returncode == 0, result.stdout[-3000:]
     # Not installed here, so only the entry-point check skips (tests/cli/test_install.py installs one).
-    assert result.stdout.strip().splitlines()[-1].startswith("17 passed, 1 skipped")
+    assert result.stdout.strip().splitlines()[-1].startswith("20 passed, 1 skipped")
 
 
 @pytest.mark.parametrize(
@@ -241,7 +242,7 @@ def test_the_worked_example_in_the_plugin_guide_passes_the_conformance_suite(tmp
     )  # fmt: skip
     assert result.returncode == 0, result.stdout[-3000:]
     # Not installed here, so only the entry-point check skips.
-    assert result.stdout.strip().splitlines()[-1].startswith("17 passed, 1 skipped")
+    assert result.stdout.strip().splitlines()[-1].startswith("20 passed, 1 skipped")
     scan = tmp_path / "000017.bin"
     np.random.default_rng(0).standard_normal((500, 4)).astype("<f4").tofile(scan)
     check = f"import pathlib, anymodal_lidar.loader as m; print(m.load(pathlib.Path({str(scan)!r})).shape)"

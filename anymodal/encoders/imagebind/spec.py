@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from anymodal.contract.errors import UsageError
-from anymodal.contract.specs import EncoderSpec
+from anymodal.contract.specs import EncoderSpec, TensorLayout
 from anymodal.contract.wording import did_you_mean
-from anymodal.encoders.imagebind.config import IMAGEBIND_HUGE, TRUNKS, ImageBindConfig
+from anymodal.encoders.imagebind.config import IMAGEBIND_HUGE, IMU_CHANNELS, TRUNKS, ImageBindConfig
 
 if TYPE_CHECKING:
     from anymodal.encoders.imagebind.encoder import ImageBindEncoder
@@ -97,6 +97,18 @@ def share_key(modality: str, options: ImageBindOptions | Mapping[str, Any] | Non
     return (chosen.trunk_for(modality), chosen.image_bind_config(), repr(chosen.postprocess))
 
 
+def takes(modality: str, options: ImageBindOptions | Mapping[str, Any] | None) -> TensorLayout | None:
+    """What the trunk encoding ``modality`` reads, where it reads one layout only: the IMU trunk's
+    ``[6, imu_length]``, its positional embedding fixing the length. The vision trunk reads images
+    ``[3, H, W]`` and clips ``[clips, 3, T, H, W]``, and the others a clip dimension or not, so they
+    declare none."""
+    chosen = _options(options)
+    if chosen.trunk_for(modality) != "imu":
+        return None
+    length = chosen.image_bind_config().imu_length
+    return TensorLayout((IMU_CHANNELS, length), names=("channels", "samples"))
+
+
 def _options(options: ImageBindOptions | Mapping[str, Any] | None) -> ImageBindOptions:
     if isinstance(options, ImageBindOptions):
         return options
@@ -111,6 +123,7 @@ IMAGEBIND_ENCODER = EncoderSpec(
     options=ImageBindOptions,
     share_key=share_key,
     meta_load=True,
+    takes=takes,
     description="ImageBind (huge by default): one trunk per modality, official checkpoint keys; "
     "features = trunk tokens, pooled = the post-processed embedding",
 )

@@ -6,7 +6,7 @@ a recording is decoded.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +15,9 @@ import anymodal
 ANYMODAL_CONTRACT = anymodal.CONTRACT_VERSION
 
 FILE_KINDS = ("npy", "csv")
+
+#: Numbers per time step: accelerometer x, y, z, then gyroscope x, y, z (what ImageBind's IMU trunk reads).
+CHANNELS = 6
 
 
 def load(path: Path) -> Any:
@@ -31,6 +34,11 @@ def preprocess(recording: Any, length: int = 2000, mode: str = "crop") -> Any:
     return preprocess_imu(recording, length=length, mode=mode)
 
 
+def emits(options: Mapping[str, Any]) -> anymodal.TensorLayout:
+    """What :func:`preprocess` returns for its options: float32 ``[6, length]``, whatever the mode."""
+    return anymodal.TensorLayout((CHANNELS, options["length"]), names=("channels", "samples"))
+
+
 @anymodal.hookimpl
 def register_modalities(register: Callable[..., None]) -> None:
     register(
@@ -41,6 +49,7 @@ def register_modalities(register: Callable[..., None]) -> None:
             file_kinds=FILE_KINDS,
             default_encoder="imagebind",
             default_projector="linear",
+            emits=emits,
             description="6-axis IMU recordings (npy, csv; accelerometer xyz then gyroscope xyz) "
             "as ImageBind's 6 x 2000 input",
         )

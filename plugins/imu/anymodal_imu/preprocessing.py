@@ -21,8 +21,8 @@ import numpy as np
 import torch
 
 import anymodal
+from anymodal_imu.plugin import CHANNELS
 
-CHANNELS = 6
 #: Fewer samples than one of ImageBind's 8-sample IMU patches is not a recording.
 MIN_SAMPLES = 8
 #: Recordings above this many values are refused before they are read in full (tests lower it).

@@ -8,13 +8,13 @@ nothing heavy: numpy loads with ``anymodal_pointcloud.loader`` when a file is re
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import anymodal
 
-from anymodal_pointcloud.options import DEFAULT_NUM_POINTS, PointNetOptions
+from anymodal_pointcloud.options import CHANNELS, DEFAULT_NUM_POINTS, PointNetOptions
 
 #: The plugin contract this plugin was written for; anymodal refuses it if it speaks another one.
 ANYMODAL_CONTRACT = 1
@@ -48,6 +48,16 @@ def build_encoder(modality: str, options: PointNetOptions | None) -> Any:
     return PointNetEncoder(options or PointNetOptions())
 
 
+def emits(options: Mapping[str, Any]) -> anymodal.TensorLayout:
+    """What :func:`preprocess` returns for its options: float32 ``[num_points, 3]``."""
+    return anymodal.TensorLayout((options["num_points"], CHANNELS), names=("points", "xyz"))
+
+
+def takes(modality: str, options: PointNetOptions | None) -> anymodal.TensorLayout:
+    """What the PointNet encoder reads: any number of points, x, y, z each."""
+    return anymodal.TensorLayout((None, CHANNELS), names=("points", "xyz"))
+
+
 @anymodal.hookimpl
 def register_modalities(register: Callable[..., None]) -> None:
     register(
@@ -59,6 +69,7 @@ def register_modalities(register: Callable[..., None]) -> None:
             default_encoder="pointnet",
             default_projector="linear",
             placeholder="<pointcloud>",
+            emits=emits,
             description=DESCRIPTION,
         )
     )
@@ -72,6 +83,7 @@ def register_encoders(register: Callable[..., None]) -> None:
             build=build_encoder,
             options=PointNetOptions,
             modalities=("pointcloud",),
+            takes=takes,
             description="PointNet-style: shared per-point MLP, tokens max-pooled around FPS centres, "
             "max+mean pooled vector",
         )
