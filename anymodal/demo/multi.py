@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -41,6 +41,7 @@ ORDINALS = ("first", "second", "third")
 #: Attributes of the world's files: a record's id, its media path and its attribute classes.
 Source = Mapping[str, Any]
 Turn = tuple[str, str, dict[str, dict[str, list[str]]]]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -68,7 +69,8 @@ def _yes_no(yes: bool) -> dict[str, list[str]]:
     return {"expect": ["yes"], "reject": ["no"]} if yes else {"expect": ["no"], "reject": ["yes"]}
 
 
-def _one_of(pool: Sequence[Source], rng: np.random.Generator) -> Source:
+def _one_of(pool: Sequence[T], rng: np.random.Generator) -> T:
+    """One of ``pool``, uniformly: a file, a phrasing, a class."""
     return pool[int(rng.integers(len(pool)))]
 
 
@@ -111,7 +113,7 @@ def _which_colour(sources: Sequence[Source], rng: np.random.Generator) -> Turn:
     target = int(rng.integers(len(sources)))
     colour = _attrs(sources[target])["colour"]
     phrasings = _WHICH_QUESTIONS[len(sources)]
-    question = phrasings[int(rng.integers(len(phrasings)))].format(colour=colour)
+    question = _one_of(phrasings, rng).format(colour=colour)
     ordinals = ORDINALS[: len(sources)]
     answer = f"The {ordinals[target]} image shows the {colour} shape."
     reject = [ordinal for number, ordinal in enumerate(ordinals) if number != target]
@@ -127,7 +129,7 @@ _SAME_QUESTIONS = (
 
 def _same_shape(sources: Sequence[Source], rng: np.random.Generator) -> Turn:
     first, second = sources
-    question = _SAME_QUESTIONS[int(rng.integers(len(_SAME_QUESTIONS)))]
+    question = _one_of(_SAME_QUESTIONS, rng)
     one, two = _attrs(first)["shape"], _attrs(second)["shape"]
     if one == two:
         shape_check = checks("image", "shape", _attrs(first))["shape"]
@@ -195,7 +197,7 @@ _OBJECT_QUESTIONS = (
 
 def _object(sources: Sequence[Source], rng: np.random.Generator) -> Turn:
     depth, thermal = sources
-    question = _OBJECT_QUESTIONS[int(rng.integers(len(_OBJECT_QUESTIONS)))]
+    question = _one_of(_OBJECT_QUESTIONS, rng)
     distance, temperature = _attrs(depth)["distance"], _attrs(thermal)["temperature"]
     where = "near the camera" if distance == "near" else "far from the camera"
     answer = f"It is {where}, and it is {temperature}."
@@ -211,7 +213,7 @@ def _object(sources: Sequence[Source], rng: np.random.Generator) -> Turn:
 
 def _another(classes: Sequence[str], true: str, rng: np.random.Generator) -> str:
     others = [cls for cls in classes if cls != true]
-    return others[int(rng.integers(len(others)))]
+    return _one_of(others, rng)
 
 
 MULTI_KINDS: tuple[MultiKind, ...] = (
