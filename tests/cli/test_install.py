@@ -89,7 +89,7 @@ def test_a_new_plugin_installs_passes_its_tests_and_uninstalls_beside_a_broken_o
     )  # fmt: skip
     assert tests.returncode == 0, tests.stdout[-3000:]
     summary = tests.stdout.strip().splitlines()[-1]
-    assert summary.startswith("21 passed") and "failed" not in summary and "skipped" not in summary
+    assert summary.startswith("23 passed") and "failed" not in summary and "skipped" not in summary
 
     # With broken plugins made fatal, commands that load plugins stop; uninstall still works.
     strict = {**env, "ANYMODAL_STRICT_PLUGINS": "1"}

@@ -131,7 +131,7 @@ TODO_PLACES = [
     ("anymodal_ecg/options.py", "class ExampleEncoderOptions:"),
     ("anymodal_ecg/encoder.py", "class ExampleEncoder(nn.Module):"),
     ("anymodal_ecg/encoder.py", "self.geometry = anymodal.EncoderGeometry("),
-    ("anymodal_ecg/plugin.py", 'FILE_KINDS = ("npy",)'),
+    ("anymodal_ecg/plugin.py", 'FILE_KINDS = ("npy", "npz", "csv", "tsv")'),
     ("anymodal_ecg/plugin.py", "def preprocess(array"),
     ("anymodal_ecg/plugin.py", "def emits(options"),
     ("anymodal_ecg/plugin.py", 'description="ecg data as .npy arrays"'),
@@ -189,7 +189,7 @@ def test_a_plugin_for_another_modality_passes_its_own_tests_as_written(tmp_path:
     )  # fmt: skip
     assert result.returncode == 0, result.stdout[-3000:]
     # Not installed here, so only the entry-point check skips (tests/cli/test_install.py installs one).
-    assert result.stdout.strip().splitlines()[-1].startswith("20 passed, 1 skipped")
+    assert result.stdout.strip().splitlines()[-1].startswith("22 passed, 1 skipped")
 
 
 @pytest.mark.parametrize(
@@ -229,7 +229,7 @@ def test_the_worked_example_in_the_plugin_guide_passes_the_conformance_suite(tmp
     source = loader.read_text()
     start, end = source.index("def load("), source.index("def preprocess(")
     loader.write_text(f"{source[:start]}\n{loader_code.group(1)}\n\n{source[end:]}")
-    edit(project / "anymodal_lidar" / "plugin.py", 'FILE_KINDS = ("npy",)', 'FILE_KINDS = ("npy", "bin")')
+    edit(project / "anymodal_lidar" / "plugin.py", '"tsv")', '"tsv", "bin")')
     edit(
         project / "tests" / "test_lidar_conformance.py",
         'plugin = "anymodal_lidar.plugin"',
@@ -242,7 +242,7 @@ def test_the_worked_example_in_the_plugin_guide_passes_the_conformance_suite(tmp
     )  # fmt: skip
     assert result.returncode == 0, result.stdout[-3000:]
     # Not installed here, so only the entry-point check skips.
-    assert result.stdout.strip().splitlines()[-1].startswith("20 passed, 1 skipped")
+    assert result.stdout.strip().splitlines()[-1].startswith("22 passed, 1 skipped")
     scan = tmp_path / "000017.bin"
     np.random.default_rng(0).standard_normal((500, 4)).astype("<f4").tofile(scan)
     check = f"import pathlib, anymodal_lidar.loader as m; print(m.load(pathlib.Path({str(scan)!r})).shape)"
