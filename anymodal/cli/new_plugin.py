@@ -46,8 +46,17 @@ def next_steps(names: PluginNames, directory: Path, tests: list[str]) -> str:
         f"   # its tests: {', '.join(tests)}\n"
         f"  grep -rn TODO {where}"
         f"   # what to fill in for your sensor: files, decoding, preprocessing, encoder, metadata\n"
-        f"then, with a model config that enables {names.name} ({shown}/README.md shows one):\n"
-        f"  anymodal chat --model MODEL {names.flag} FILE.npy 'What does this show?'"
+        f"then try it untrained on the built-in demo model (chat warns that its answers are noise):\n"
+        f"  anymodal chat --set {shlex.quote(f'model.modalities.{names.name}={{}}')} {names.flag} FILE.npy"
+        f" 'What does this show?'\n"
+        f"and teach the demo model to answer about it, with the example data and config"
+        f" ({shown}/README.md has every step: bind or train, eval, serve):\n"
+        f"  anymodal demo-data pictures --modality image --n 400\n"
+        f"  {shlex.quote(sys.executable)} -m {names.package}.example_data data --pictures pictures\n"
+        f"  anymodal train {shlex.quote(f'{shown}/configs/train.yaml')} train.data.train=data/train.jsonl"
+        f" train.output_dir=runs/{names.name}\n"
+        f"  anymodal chat --model runs/{names.name} {names.flag} data/recordings/00399.npy"
+        " 'What shape is this?'"
     )
 
 

@@ -82,6 +82,12 @@ def locate(source: str | Path | None) -> tuple[Path, str, Path]:
         file, packaged = _find_preset(source)
         return file, source, Path.cwd() if packaged else file.parent
     path = Path(source).expanduser().absolute()
+    if (
+        path.name == LATEST_CHECKPOINT
+        and path.is_file()
+        and not path.parent.joinpath(CHECKPOINT_CONFIG).exists()
+    ):
+        path = path.parent  # a run's ``latest`` pointer stands for the run: its newest checkpoint
     if path.is_dir():
         path = latest_checkpoint(path)
         file = path / CHECKPOINT_CONFIG

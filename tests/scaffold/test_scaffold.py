@@ -43,9 +43,11 @@ def test_it_writes_a_complete_project_with_every_placeholder_filled(tmp_path: Pa
         "README.md",
         "anymodal_event_camera/__init__.py",
         "anymodal_event_camera/encoder.py",
+        "anymodal_event_camera/example_data.py",
         "anymodal_event_camera/loader.py",
         "anymodal_event_camera/options.py",
         "anymodal_event_camera/plugin.py",
+        "configs/train.yaml",
         "pyproject.toml",
         "tests/test_event_camera_conformance.py",
         "tests/test_event_camera_loader.py",
@@ -100,7 +102,7 @@ def test_a_plugin_for_another_modality_says_nothing_of_point_clouds(tmp_path: Pa
     for name, text in files.items():
         assert not lidar_words(text), (name, lidar_words(text))
     assert not lidar_words(err), err
-    assert "a sensor array saved as `.npy`" in files["README.md"]
+    assert "a sensor recording, shape `[samples, 4]`" in files["README.md"]
     assert 'description = "anymodal modality plugin: ecg data as .npy arrays"' in files["pyproject.toml"]
     assert 'description="ecg data as .npy arrays"' in files["anymodal_ecg/plugin.py"]
 
@@ -136,6 +138,8 @@ TODO_PLACES = [
     ("anymodal_ecg/plugin.py", "def emits(options"),
     ("anymodal_ecg/plugin.py", 'description="ecg data as .npy arrays"'),
     ("anymodal_ecg/plugin.py", 'description="example encoder'),
+    ("anymodal_ecg/example_data.py", "def main("),
+    ("configs/train.yaml", "weights: null"),
     ("pyproject.toml", "[project]"),
     ("pyproject.toml", "dependencies = ["),
 ]
@@ -174,7 +178,21 @@ def test_the_next_steps_are_commands_for_this_plugin(tmp_path: Path, monkeypatch
     assert steps[1].startswith(f"  cd ./anymodal-ecg && {sys.executable} -m pytest   # ")
     assert "tests/test_ecg_conformance.py, tests/test_ecg_loader.py" in steps[1]
     assert steps[2].startswith("  grep -rn TODO ./anymodal-ecg   # ")
-    assert steps[-1] == "  anymodal chat --model MODEL --ecg FILE.npy 'What does this show?'"
+    untrained = steps.index(
+        "then try it untrained on the built-in demo model (chat warns that its answers are noise):"
+    )
+    assert (
+        steps[untrained + 1]
+        == "  anymodal chat --set 'model.modalities.ecg={}' --ecg FILE.npy 'What does this show?'"
+    )
+    assert steps[-3] == f"  {sys.executable} -m anymodal_ecg.example_data data --pictures pictures"
+    assert steps[-2] == (
+        "  anymodal train ./anymodal-ecg/configs/train.yaml train.data.train=data/train.jsonl"
+        " train.output_dir=runs/ecg"
+    )
+    assert (
+        steps[-1] == "  anymodal chat --model runs/ecg --ecg data/recordings/00399.npy 'What shape is this?'"
+    )
     for name in ("tests/test_ecg_conformance.py", "tests/test_ecg_loader.py", "README.md"):
         assert (tmp_path / "anymodal-ecg" / name).is_file()
 

@@ -1,8 +1,8 @@
 """The ECG example plugin's README, run as written with quick settings: the synthetic world and the
 pre-trained encoder (``python -m anymodal_ecg.synthetic``), the projector and LoRA instruction-tuned
 on the built-in demo model's LLM (``anymodal train`` with the example's ``configs/train-ecg.yaml``),
-then ``anymodal eval`` on held-out recordings and ``anymodal chat`` about one of them; first,
-docs/plugins.md's one-command try of the plugin untrained, which must say that its answers are noise.
+then ``anymodal eval`` on held-out recordings and ``anymodal chat`` about one of them; first, the
+README's one-command try of the plugin untrained, which must say that its answers are noise.
 
 Slow (a few minutes on 2 CPU cores) and needs the example plugin installed
 (``pip install examples/plugins/anymodal-ecg``); ``.ci/run`` installs it and runs this with
@@ -26,7 +26,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-CONFIG = ROOT / "examples" / "plugins" / "anymodal-ecg" / "configs" / "train-ecg.yaml"
+PLUGIN = ROOT / "examples" / "plugins" / "anymodal-ecg"
+CONFIG = PLUGIN / "configs" / "train-ecg.yaml"
 ACCURACY_FLOOR = 0.7
 
 pytestmark = pytest.mark.slow
@@ -38,16 +39,12 @@ def run(*args: str, cwd: Path) -> str:
     return done.stdout
 
 
-def untrained_try(cwd: Path, recording: str) -> subprocess.CompletedProcess[str]:
-    """docs/plugins.md's one-command try of a plugin before any training, run as written there
-    (on ``recording``): the demo model with the modality added, its encoder and projector random."""
-    guide = (ROOT / "docs" / "plugins.md").read_text(encoding="utf-8")
-    (line,) = [
-        line
-        for line in guide.splitlines()
-        if line.startswith("anymodal chat --set 'model.modalities.ecg={}'")
-    ]
-    args = [recording if word == "recording.npy" else word for word in shlex.split(line)]
+def untrained_try(cwd: Path) -> subprocess.CompletedProcess[str]:
+    """The README's one-command try of the plugin before any training, run as written there: the
+    demo model with the modality added, its encoder and projector random."""
+    readme = (PLUGIN / "README.md").read_text(encoding="utf-8")
+    (line,) = [line for line in readme.splitlines() if line.startswith("anymodal chat --set ")]
+    args = shlex.split(line)
     assert args[0] == "anymodal"
     return subprocess.run(
         [sys.executable, "-m", "anymodal", *args[1:]], cwd=cwd, capture_output=True, text=True, timeout=300
@@ -67,7 +64,7 @@ def test_the_demo_llm_taught_by_the_readme_commands_reads_held_out_rhythms(
 ) -> None:
     anymodal = (sys.executable, "-m", "anymodal")
     run(sys.executable, "-m", "anymodal_ecg.synthetic", "ecg-data", cwd=tmp_path)
-    untrained = untrained_try(tmp_path, "ecg-data/held-out/0001.npy")
+    untrained = untrained_try(tmp_path)
     assert untrained.returncode == 0, untrained.stderr
     assert "untrained, so its answers are noise until trained: ecg encoder (ecg-cnn), ecg projector" in (
         untrained.stderr

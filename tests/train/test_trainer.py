@@ -13,6 +13,7 @@ from safetensors.torch import load_file
 
 from anymodal.cli import cli
 from anymodal.config import load_config
+from anymodal.config.sources import locate
 from anymodal.contract.errors import InputError, UsageError
 from anymodal.contract.registry import set_registry
 from anymodal.runtime.chat import ChatSession
@@ -67,6 +68,13 @@ def test_a_run_writes_complete_checkpoints_and_metrics(train_config, toy_registr
         "metrics.jsonl",
     ]
     assert (run / "latest").read_text().strip() == "checkpoint-0000006"
+    # The run, and its `latest` pointer, stand for the newest checkpoint wherever a model is named.
+    for source in (run, run / "latest"):
+        assert locate(str(source)) == (
+            run / "checkpoint-0000006" / "anymodal.yaml",
+            str(source),
+            result.last_checkpoint,
+        )
     files = sorted(str(p.relative_to(result.last_checkpoint)) for p in result.last_checkpoint.rglob("*"))
     for expected in (
         "adapter/adapter_config.json",
