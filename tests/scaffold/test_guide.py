@@ -9,9 +9,9 @@ file (as tests/cli/test_install.py does), so pip installs the plugin there and t
 left as it was; ``anymodal`` and ``pytest`` there are the console scripts pip would write. pip is
 kept offline and without build isolation by its environment variables, not by the commands.
 
-Slow (about three minutes on 2 CPU cores); ``.ci/run`` runs it. On that machine the bound encoder
-named the right shape for 84% of the 80 held-out recordings and the trained projector for 82%
-(chance 25%); the floor below is far above chance and below both.
+Slow (91 s on 2 idle CPU cores); ``.ci/run`` runs it. There the bound encoder named the right
+shape for 67 of the 80 held-out recordings (84%) and the trained projector for 66 (82.5%); chance
+is 25%, and the floor below is far above chance and below both.
 """
 
 from __future__ import annotations
