@@ -285,15 +285,13 @@ def build_record(request: Request, reply: TeacherReply, plan: Plan, teacher_mode
         for question, answer in pairs
         for speaker, value in (("human", question), ("gpt", answer))
     ]
-    record: dict[str, Any] = {"id": request.id}
     folder = plan.output.parent.resolve()
+    paths: dict[str, list[str]] = {}
     for modality, path in annotation.media:
-        written = os.path.relpath(path, folder)
-        record[modality] = (
-            [*record[modality], written]
-            if isinstance(record.get(modality), list)
-            else ([record[modality], written] if modality in record else written)
-        )
+        paths.setdefault(modality, []).append(os.path.relpath(path, folder))
+    record: dict[str, Any] = {"id": request.id}
+    # One file of a modality is a path, several a list, as the trainer reads them.
+    record.update({modality: files[0] if len(files) == 1 else files for modality, files in paths.items()})
     record["conversations"] = turns
     record["meta"] = {
         "kind": request.kind_name,

@@ -294,3 +294,22 @@ def test_a_refusing_teacher_stops_the_run_at_once_with_one_error(
     # One request at a time: the refused one, and perhaps the next, already sent; no retries, no more.
     assert len(failing_teacher.asked) <= 2 < len(COLOURS)
     assert out.read_text() == ""
+
+
+def test_several_files_of_one_modality_stay_a_list_in_their_order(
+    tmp_path: Path, toy_cli: Callable[..., Result], failing_teacher: FailingTeacher
+) -> None:
+    spec = write_annotations(tmp_path, count=2)
+    annotations = tmp_path / "annotations.jsonl"
+    records = lines(annotations)
+    records[0]["toy"] = ["media/x1.npy", "media/x0.npy"]  # two inputs, the second file first
+    annotations.write_text("".join(json.dumps(record) + "\n" for record in records))
+    out = tmp_path / "out" / "data.jsonl"
+    out.parent.mkdir()
+    result = run_against(toy_cli, spec, out, failing_teacher)
+    assert result.exit_code == 0, result.output
+    by_id = {record["id"]: record for record in lines(out)}
+    # Paths relative to the output's folder; one file is a path, several a list, as given.
+    assert by_id["r0/colour"]["toy"] == ["../media/x1.npy", "../media/x0.npy"]
+    assert by_id["r1/colour"]["toy"] == "../media/x1.npy"
+    assert by_id["r0/colour"]["conversations"][0]["value"].startswith("<toy>\n<toy>\n")
