@@ -332,7 +332,7 @@ def _read_parquet(file: Path, modality: str, cap: int) -> np.ndarray:
     except ImportError:
         raise InputError(
             f"{modality} file is Parquet, which needs pyarrow, and pyarrow is not installed: {file}",
-            hint="pip install pyarrow",
+            hint="pip install 'anymodal[parquet]' (pyarrow), or export the table as .csv",
         ) from None
     import numpy as np
 
