@@ -115,7 +115,9 @@ def _which_colour(sources: Sequence[Source], rng: np.random.Generator) -> Turn:
     phrasings = _WHICH_QUESTIONS[len(sources)]
     question = _one_of(phrasings, rng).format(colour=colour)
     ordinals = ORDINALS[: len(sources)]
-    answer = f"The {ordinals[target]} image shows the {colour} shape."
+    # The answer names no colour: the question's would be copied, and copying a colour from the
+    # text teaches the model to stop reading it from a single image (docs/demo.md).
+    answer = f"It is in the {ordinals[target]} image."
     reject = [ordinal for number, ordinal in enumerate(ordinals) if number != target]
     return question, answer, {"which": {"expect": [ordinals[target]], "reject": reject}}
 

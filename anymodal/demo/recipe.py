@@ -63,8 +63,9 @@ class Recipe:
     #: Text-only conversations added to the training data (:mod:`anymodal.demo.small_talk`).
     small_talk: int = 600
     #: Records of each several-input kind (:mod:`anymodal.demo.multi`) in the training world, and in
-    #: the held-out one. 0 in the shipped recipe: trained with 2000 of each, the model answered the
-    #: depth+thermal kind but not those comparing images, and lost image colour (docs/demo.md).
+    #: the held-out one. 0 in the shipped recipe: with 2000 of each the model lost image colour; with
+    #: 500 (and stage 2 at 6000 steps) it kept every single-input answer and learned four kinds of
+    #: six, but not which of the images shows a named colour (docs/demo.md).
     multi: int = 0
     held_out_multi: int = 0
     seed: int = 0
