@@ -272,3 +272,21 @@ def edit(file: Path, old: str, new: str) -> None:
     text = file.read_text()
     assert old in text, f"{old!r} not in {file}"
     file.write_text(text.replace(old, new, 1))
+
+
+def test_the_readme_teaches_with_the_guides_own_commands(tmp_path: Path):
+    """The README's "Teach the demo model" commands, for a plugin named as the guide's, are among
+    those tests/scaffold/test_guide.py runs from docs/plugins.md, so they cannot drift either."""
+    from tests.scaffold.test_guide import WALK, guide_steps
+
+    create_plugin(plugin_names("lidar"), tmp_path / "p")
+    readme = (tmp_path / "p" / "README.md").read_text()
+    block = re.search(r"## Teach the demo model.*?```bash\n(.*?)```", readme, re.S)
+    assert block, readme
+    commands = [
+        " ".join(line.split())
+        for line in block.group(1).replace("\\\n", " ").splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    guide = {" ".join(step.text.split()) for step in guide_steps(WALK) if step.language == "bash"}
+    assert len(commands) >= 8 and [command for command in commands if command not in guide] == []
