@@ -81,15 +81,8 @@ def locate(source: str | Path | None) -> tuple[Path, str, Path]:
     elif isinstance(source, str) and _is_preset_name(source):
         file, packaged = _find_preset(source)
         return file, source, Path.cwd() if packaged else file.parent
-    path = Path(source).expanduser().absolute()
-    if (
-        path.name == LATEST_CHECKPOINT
-        and path.is_file()
-        and not path.parent.joinpath(CHECKPOINT_CONFIG).exists()
-    ):
-        path = path.parent  # a run's ``latest`` pointer stands for the run: its newest checkpoint
+    path = latest_checkpoint(Path(source).expanduser().absolute())
     if path.is_dir():
-        path = latest_checkpoint(path)
         file = path / CHECKPOINT_CONFIG
         if not file.is_file():
             raise UsageError(
@@ -115,13 +108,15 @@ def _builtin_directory(source: str) -> Path:
     return Path(directory)
 
 
-def latest_checkpoint(directory: Path) -> Path:
-    """``directory``, or for a training run's output directory (no anymodal.yaml, a ``latest`` file
-    naming its newest checkpoint) that checkpoint."""
-    pointer = directory / LATEST_CHECKPOINT
-    if not (directory / CHECKPOINT_CONFIG).is_file() and pointer.is_file():
-        return directory / pointer.read_text().strip()
-    return directory
+def latest_checkpoint(path: Path) -> Path:
+    """``path``, or for a training run's output directory (no anymodal.yaml, a ``latest`` file
+    naming its newest checkpoint), or for that ``latest`` file itself, that checkpoint."""
+    if path.name == LATEST_CHECKPOINT and path.is_file():
+        path = path.parent  # the pointer stands for its run
+    pointer = path / LATEST_CHECKPOINT
+    if not (path / CHECKPOINT_CONFIG).is_file() and pointer.is_file():
+        return path / pointer.read_text().strip()
+    return path
 
 
 def plain_model_dir(source: str | Path | None) -> Path | None:

@@ -17,6 +17,7 @@ from anymodal.config.sources import locate
 from anymodal.contract.errors import InputError, UsageError
 from anymodal.contract.registry import set_registry
 from anymodal.runtime.chat import ChatSession
+from anymodal.train.checkpoint import find_checkpoint
 from anymodal.train.metrics import read_metrics
 from anymodal.train.setup import parameter_counts
 from anymodal.train.trainer import Trainer
@@ -68,13 +69,15 @@ def test_a_run_writes_complete_checkpoints_and_metrics(train_config, toy_registr
         "metrics.jsonl",
     ]
     assert (run / "latest").read_text().strip() == "checkpoint-0000006"
-    # The run, and its `latest` pointer, stand for the newest checkpoint wherever a model is named.
+    # The run, and its `latest` pointer, stand for the newest checkpoint wherever a model or a
+    # checkpoint to resume is named.
     for source in (run, run / "latest"):
         assert locate(str(source)) == (
             run / "checkpoint-0000006" / "anymodal.yaml",
             str(source),
             result.last_checkpoint,
         )
+        assert find_checkpoint(str(source), tmp_path / "elsewhere") == result.last_checkpoint  # --resume
     files = sorted(str(p.relative_to(result.last_checkpoint)) for p in result.last_checkpoint.rglob("*"))
     for expected in (
         "adapter/adapter_config.json",
