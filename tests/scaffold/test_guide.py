@@ -23,13 +23,14 @@ import re
 import shlex
 import subprocess
 import sys
-import sysconfig
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
+
+from tests.cli.test_install import scratch_environment
 
 ROOT = Path(__file__).resolve().parents[2]
 GUIDE = ROOT / "docs" / "plugins.md"
@@ -72,14 +73,11 @@ def console_script(path: Path, python: Path, module: str) -> None:
     path.chmod(0o755)
 
 
-def scratch_environment(root: Path) -> dict[str, str]:
-    """A virtual environment in ``root`` that sees this one's packages, and the environment
-    variables that run commands in it."""
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(root)], check=True)
-    site_packages = next((root / "lib").glob("python3*/site-packages"))
-    parent = sysconfig.get_paths()["purelib"]
-    (site_packages / "parent_environment.pth").write_text(f"import site; site.addsitedir({parent!r})\n")
-    python = root / "bin" / "python"
+def command_environment(root: Path) -> dict[str, str]:
+    """A scratch virtual environment in ``root`` that sees this one's packages (test_install's),
+    with anymodal's and pytest's console scripts, and the environment variables that run the
+    guide's commands in it."""
+    python = scratch_environment(root)
     console_script(root / "bin" / "anymodal", python, "anymodal.cli")
     console_script(root / "bin" / "pytest", python, "pytest")
     env = {
@@ -131,12 +129,12 @@ def named_shapes(reply: str) -> set[str]:
 
 def test_the_guide_takes_an_empty_directory_to_a_sensor_the_demo_model_answers(tmp_path: Path) -> None:
     # Section 1's commands first, in an environment and an empty directory of their own.
-    first, env = tmp_path / "first", scratch_environment(tmp_path / "first-env")
+    first, env = tmp_path / "first", command_environment(tmp_path / "first-env")
     first.mkdir()
     said = "\n".join(run(step, first, env).stdout for step in guide_steps(SCAFFOLD))
     assert "anymodal-lidar 0.1.0  [lidar]  ok" in said and "--lidar FILE" in said, said
 
-    work, env = tmp_path / "work", scratch_environment(tmp_path / "env")
+    work, env = tmp_path / "work", command_environment(tmp_path / "env")
     work.mkdir()
     steps = guide_steps(WALK)
     commands = [step.text.split()[:2] for step in steps if step.language == "bash"]
