@@ -111,15 +111,20 @@ _WHICH_QUESTIONS = {
 def _which_colour(sources: Sequence[Source], rng: np.random.Generator) -> Turn:
     """Which of the images (of different colours) shows the shape of one of their colours."""
     target = int(rng.integers(len(sources)))
-    colour = _attrs(sources[target])["colour"]
+    colours = [_attrs(source)["colour"] for source in sources]
     phrasings = _WHICH_QUESTIONS[len(sources)]
-    question = _one_of(phrasings, rng).format(colour=colour)
+    question = _one_of(phrasings, rng).format(colour=colours[target])
     ordinals = ORDINALS[: len(sources)]
-    # The answer names no colour: the question's would be copied, and copying a colour from the
-    # text teaches the model to stop reading it from a single image (docs/demo.md).
-    answer = f"It is in the {ordinals[target]} image."
+    # The evidence comes before the verdict: each image's colour, read from the images in order,
+    # then the one the question names. Answered first, the verdict was at chance (docs/demo.md).
+    answer = f"The images are {_listed(colours)}, so it is in the {ordinals[target]} image."
     reject = [ordinal for number, ordinal in enumerate(ordinals) if number != target]
     return question, answer, {"which": {"expect": [ordinals[target]], "reject": reject}}
+
+
+def _listed(words: Sequence[str]) -> str:
+    """Words listed as a sentence lists them: "red and blue", "red, blue and green"."""
+    return f"{', '.join(words[:-1])} and {words[-1]}"
 
 
 _SAME_QUESTIONS = (
@@ -130,14 +135,14 @@ _SAME_QUESTIONS = (
 
 
 def _same_shape(sources: Sequence[Source], rng: np.random.Generator) -> Turn:
-    first, second = sources
-    question = _one_of(_SAME_QUESTIONS, rng)
-    one, two = _attrs(first)["shape"], _attrs(second)["shape"]
+    """The two shapes, then whether they are the same (evidence before the verdict, as above)."""
+    one, two = (_attrs(source)["shape"] for source in sources)
+    shapes = f"The first shows a {one} and the second a {two}"
     if one == two:
-        shape_check = checks("image", "shape", _attrs(first))["shape"]
-        return question, f"Yes, both show a {one}.", {"same": _yes_no(True), "shape": shape_check}
-    answer = f"No, the first shows a {one} and the second a {two}."
-    return question, answer, {"same": _yes_no(False)}
+        shape_check = checks("image", "shape", _attrs(sources[0]))["shape"]
+        answer = f"{shapes}: yes, the same shape."
+        return _one_of(_SAME_QUESTIONS, rng), answer, {"same": _yes_no(True), "shape": shape_check}
+    return _one_of(_SAME_QUESTIONS, rng), f"{shapes}: no, they differ.", {"same": _yes_no(False)}
 
 
 def _in_context(sources: Sequence[Source], rng: np.random.Generator) -> Turn:
@@ -178,7 +183,7 @@ def _together(sources: Sequence[Source], rng: np.random.Generator) -> Turn:
             asked_motion = _another(ATTRIBUTES["video"]["motion"], motion, rng)
     question = f"Does the sound {_PATTERN_ASKED[asked_pattern]} while the shape {_MOTION[asked_motion]}?"
     yes = (asked_pattern, asked_motion) == (pattern, motion)
-    answer = f"{'Yes' if yes else 'No'}. The sound {_PATTERN_SAID[pattern]}, and the shape {_MOTION[motion]}."
+    answer = f"The sound {_PATTERN_SAID[pattern]}, and the shape {_MOTION[motion]}: {'yes' if yes else 'no'}."
     return (
         question,
         answer,

@@ -65,7 +65,8 @@ class Recipe:
     #: Records of each several-input kind (:mod:`anymodal.demo.multi`) in the training world, and in
     #: the held-out one. 0 in the shipped recipe: with 2000 of each the model lost image colour; with
     #: 500 (and stage 2 at 6000 steps) it kept every single-input answer and learned four kinds of
-    #: six, but not which of the images shows a named colour (docs/demo.md).
+    #: six, but not which of the images shows a named colour: a text skill that the stand-in LLM
+    #: learns only after thousands of steps of such text (docs/demo.md).
     multi: int = 0
     held_out_multi: int = 0
     seed: int = 0

@@ -77,25 +77,20 @@ def test_the_answers_are_true_to_the_files_they_name(world):
             assert len(set(colours)) == len(colours)  # chosen so that one answer is right
             (target,) = [number for number, colour in enumerate(colours) if f" {colour} " in question]
             ordinal = ("first", "second", "third")[target]
-            assert reply == f"It is in the {ordinal} image."
+            listed = " and ".join([", ".join(colours[:-1]), colours[-1]])
+            assert reply == f"The images are {listed}, so it is in the {ordinal} image."
         elif kind == "same_shape":
-            assert reply.startswith("Yes" if a["shape"] == b["shape"] else "No")
+            verdict = "yes, the same shape" if a["shape"] == b["shape"] else "no, they differ"
+            assert reply == f"The first shows a {a['shape']} and the second a {b['shape']}: {verdict}."
         elif kind == "in_context":
             given = a["shape"] if "What shape" in question else a["colour"]
             assert given in question.split(".")[0]
             assert (b["shape"] if "What shape" in question else b["colour"]) in reply
         elif kind == "together":
-            assert reply.split(". ", 1)[1] in {
-                f"The sound {said}, and the shape {motion}."
-                for said in ("stays steady", "beeps", "rises", "falls")
-                for motion in (
-                    "moves to the left",
-                    "moves to the right",
-                    "moves up",
-                    "moves down",
-                    "stays still",
-                )
-            }
+            said = {"steady": "stays steady", "beeping": "beeps", "rising": "rises", "falling": "falls"}
+            moves = {"left": "moves to the left", "right": "moves to the right", "still": "stays still"}
+            motion = moves.get(a["motion"], f"moves {a['motion']}")
+            assert reply.rsplit(": ", 1)[0] == f"The sound {said[b['pattern']]}, and the shape {motion}"
         else:
             assert reply == (
                 f"It is {'near the camera' if a['distance'] == 'near' else 'far from the camera'}, "
@@ -106,12 +101,12 @@ def test_the_answers_are_true_to_the_files_they_name(world):
 def test_yes_and_no_are_balanced_where_a_kind_asks_yes_or_no(world):
     _, records, _ = world
     for name in ("same_shape", "together"):
-        openings = Counter(
-            r["conversations"][1]["value"].split(",")[0].split(".")[0]
+        verdicts = Counter(
+            r["conversations"][1]["value"].rsplit(": ", 1)[1].split(",")[0].rstrip(".")
             for r in multi(records)
             if r["meta"]["turns"][0]["kind"] == name
         )
-        assert set(openings) == {"Yes", "No"} and min(openings.values()) >= K // 4, (name, openings)
+        assert set(verdicts) == {"yes", "no"} and min(verdicts.values()) >= K // 4, (name, verdicts)
 
 
 def test_reference_answers_pass_their_checks_and_a_swapped_answer_fails(world):
