@@ -136,13 +136,13 @@ _SAME_QUESTIONS = (
 
 def _same_shape(sources: Sequence[Source], rng: np.random.Generator) -> Turn:
     """The two shapes, then whether they are the same (evidence before the verdict, as above)."""
+    question = _one_of(_SAME_QUESTIONS, rng)
     one, two = (_attrs(source)["shape"] for source in sources)
     shapes = f"The first shows a {one} and the second a {two}"
-    if one == two:
-        shape_check = checks("image", "shape", _attrs(sources[0]))["shape"]
-        answer = f"{shapes}: yes, the same shape."
-        return _one_of(_SAME_QUESTIONS, rng), answer, {"same": _yes_no(True), "shape": shape_check}
-    return _one_of(_SAME_QUESTIONS, rng), f"{shapes}: no, they differ.", {"same": _yes_no(False)}
+    if one != two:
+        return question, f"{shapes}: no, they differ.", {"same": _yes_no(False)}
+    shape_check = checks("image", "shape", _attrs(sources[0]))["shape"]
+    return question, f"{shapes}: yes, the same shape.", {"same": _yes_no(True), "shape": shape_check}
 
 
 def _in_context(sources: Sequence[Source], rng: np.random.Generator) -> Turn:
