@@ -24,7 +24,7 @@ on how many records are asked for.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -239,15 +239,20 @@ def multi_kinds(modalities: Sequence[str]) -> list[MultiKind]:
 
 
 def make_multi_records(
-    records: Sequence[Source], count: int, seed: int, modalities: Sequence[str]
+    records: Sequence[Source],
+    count: int,
+    seed: int,
+    modalities: Sequence[str],
+    names: Collection[str] | None = None,
 ) -> list[dict[str, Any]]:
-    """``count`` records of every kind that ``modalities`` allow, from the world's ``records``."""
+    """``count`` records of every kind that ``modalities`` allow (of those named ``names``, when
+    given), from the world's ``records``."""
     pools: dict[str, list[Source]] = {}
     for record in records:
         pools.setdefault(record["meta"]["modality"], []).append(record)
     out = []
     for number, kind in enumerate(MULTI_KINDS):
-        if kind not in multi_kinds(modalities):
+        if kind not in multi_kinds(modalities) or (names is not None and kind.name not in names):
             continue
         for index in range(count):
             rng = np.random.default_rng([seed, MULTI_STREAM, number, index])

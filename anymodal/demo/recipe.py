@@ -4,11 +4,13 @@
 
 1. the world: ``anymodal demo-data`` for training (seed 0) and held-out (seed 1) files, and more
    images (seed 2) for the encoder alone; the training data (``world/train.jsonl``) is the
-   world's conversations and some text-only ones (:mod:`anymodal.demo.small_talk`);
+   world's conversations, single- and several-input (:mod:`anymodal.demo.multi`), and some
+   text-only ones (:mod:`anymodal.demo.small_talk`);
 2. the encoder: a small ImageBind whose trunks are pre-trained on the world's attributes
    (:mod:`anymodal.demo.encoder`);
 3. the LLM: a BPE tokenizer and a small Llama trained on the world's text, tokenised as the demo
-   config's prompts are (:mod:`anymodal.demo.llm`);
+   config's prompts are (:mod:`anymodal.demo.llm`), with more several-input records' text
+   (``world/llm.jsonl``);
 4. ``anymodal train`` on ``configs/demo.yaml``: stage 1 (projectors), then stage 2 (projectors
    and LoRA);
 5. packaging: the LoRA merged into the LLM, and the model written as a self-contained model
@@ -41,6 +43,8 @@ if TYPE_CHECKING:
 
 #: The training data, beside the world's conversations.jsonl (media paths are relative to the world).
 TRAINING_DATA = "train.jsonl"
+#: The LLM's text pre-training data, there too: the training data and :attr:`Recipe.llm_multi`.
+LLM_DATA = "llm.jsonl"
 
 #: The demo model's notice, shown when a chat starts.
 NOTICE = (
@@ -63,17 +67,21 @@ class Recipe:
     #: Text-only conversations added to the training data (:mod:`anymodal.demo.small_talk`).
     small_talk: int = 600
     #: Records of each several-input kind (:mod:`anymodal.demo.multi`) in the training world, and in
-    #: the held-out one. 0 in the shipped recipe: with 2000 of each the model lost image colour; with
-    #: 500 (and stage 2 at 6000 steps) it kept every single-input answer and learned four kinds of
-    #: six, but not which of the images shows a named colour: a text skill that the stand-in LLM
-    #: learns only after thousands of steps of such text (docs/demo.md).
-    multi: int = 0
-    held_out_multi: int = 0
+    #: the held-out one. With 2000 of each the model lost image colour; with 1000 it keeps every
+    #: single-input answer (docs/demo.md).
+    multi: int = 1000
+    held_out_multi: int = 100
+    #: Several-input records (kind name, records of each size) whose text is added to the LLM's
+    #: pre-training alone, drawn as the world's are (so the first ``multi`` repeat the world's).
+    #: Which of the images shows a named colour is a text skill, finding a word of the question in
+    #: the answer's list of colours, that the stand-in LLM learns only after thousands of steps of
+    #: such text; stage 2's LoRA cannot give it (docs/demo.md).
+    llm_multi: tuple[tuple[str, int], ...] = (("which_colour", 15000),)
     seed: int = 0
-    llm: LLMRecipe = field(default_factory=LLMRecipe)
+    llm: LLMRecipe = field(default_factory=lambda: LLMRecipe(steps=8000))
     encoder: EncoderRecipe = field(default_factory=EncoderRecipe)
     stage1: tuple[str, ...] = ("train.stage=1", "train.max_steps=600", "train.optimizer.lr=3e-3")
-    stage2: tuple[str, ...] = ("train.stage=2", "train.max_steps=3000", "train.optimizer.lr=2e-3")
+    stage2: tuple[str, ...] = ("train.stage=2", "train.max_steps=6000", "train.optimizer.lr=2e-3")
 
     def quick(self) -> Recipe:
         """A few minutes' version for trying the pipeline; its model is much weaker."""
@@ -85,6 +93,7 @@ class Recipe:
             small_talk=40,
             multi=min(self.multi, 60),
             held_out_multi=min(self.held_out_multi, 10),
+            llm_multi=tuple((name, min(count, 100)) for name, count in self.llm_multi),
             llm=replace(self.llm, steps=100),
             encoder=self.encoder.scaled(0.05),
             stage1=(*self.stage1, "train.max_steps=60"),
@@ -100,8 +109,7 @@ def run(
     from anymodal.contract.registry import load_registry
     from anymodal.demo.encoder import load_modalities, pretrain_encoder
     from anymodal.demo.llm import train_demo_llm
-    from anymodal.demo.small_talk import small_talk
-    from anymodal.demo.world import ATTRIBUTES, CONVERSATIONS_FILE, generate_world
+    from anymodal.demo.world import ATTRIBUTES, generate_world
     from anymodal.train.trainer import Trainer
 
     registry = load_registry()
@@ -124,9 +132,7 @@ def run(
     extra = [workdir / f"encoder-{modality}" for modality, _ in recipe.encoder_extra]
     for folder, (modality, count) in zip(extra, recipe.encoder_extra, strict=True):
         generate_world(folder, count, recipe.seed + 2, [modality], overwrite=True)
-    with open(world / TRAINING_DATA, "w", encoding="utf-8", newline="\n") as file:
-        file.write((world / CONVERSATIONS_FILE).read_text(encoding="utf-8"))
-        file.writelines(json.dumps(record) + "\n" for record in small_talk(recipe.small_talk, recipe.seed))
+    write_texts(world, recipe)
     lap("world")
 
     paths = _paths(workdir)
@@ -140,7 +146,8 @@ def run(
     del data, held_out_data
     lap("encoder")
 
-    train_demo_llm(loaded.config, registry, workdir / "llm", recipe.llm, log)
+    llm_config = load_config("demo", [*paths, f"train.data.train={world / LLM_DATA}"], registry=registry)
+    train_demo_llm(llm_config.config, registry, workdir / "llm", recipe.llm, log)
     lap("llm")
 
     for stage, overrides in (("stage1", recipe.stage1), ("stage2", recipe.stage2)):
@@ -161,6 +168,25 @@ def run(
     summary = {"timings_s": timings, "encoder_accuracy": accuracy, "eval": report}
     (workdir / "recipe.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
+
+
+def write_texts(world: Path, recipe: Recipe) -> None:
+    """The training data (:data:`TRAINING_DATA`) and the LLM's pre-training data (:data:`LLM_DATA`)
+    beside ``world``'s conversations."""
+    from anymodal.demo.multi import make_multi_records
+    from anymodal.demo.small_talk import small_talk
+    from anymodal.demo.world import CONVERSATIONS_FILE, MODALITIES
+
+    conversations = (world / CONVERSATIONS_FILE).read_text(encoding="utf-8")
+    talk = "".join(json.dumps(record) + "\n" for record in small_talk(recipe.small_talk, recipe.seed))
+    (world / TRAINING_DATA).write_text(conversations + talk, encoding="utf-8", newline="\n")
+    records = [json.loads(line) for line in conversations.splitlines()]
+    singles = [record for record in records if "sources" not in record["meta"]]
+    with open(world / LLM_DATA, "w", encoding="utf-8", newline="\n") as file:
+        file.write(conversations + talk)
+        for name, count in recipe.llm_multi:
+            text_only = make_multi_records(singles, count, recipe.seed, MODALITIES, [name])
+            file.writelines(json.dumps(record) + "\n" for record in text_only)
 
 
 def _paths(workdir: Path) -> list[str]:

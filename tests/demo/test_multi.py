@@ -150,6 +150,15 @@ def test_records_are_reproducible_and_independent_of_the_count(world):
     assert make_multi_records(single, 5, 1, MODALITIES) != fewer
 
 
+def test_naming_kinds_keeps_their_records_as_they_are(world):
+    _, records, _ = world
+    single = [r for r in records if "sources" not in r["meta"]]
+    named = make_multi_records(single, K, 0, MODALITIES, ["which_colour", "object"])
+    assert named == [r for r in multi(records) if r["meta"]["turns"][0]["kind"] in ("which_colour", "object")]
+    assert len(named) == 3 * K  # two- and three-image which_colour, depth+thermal object
+    assert make_multi_records(single, K, 0, MODALITIES, []) == []
+
+
 def test_only_kinds_whose_modalities_are_in_the_world(tmp_path):
     kinds = multi_kinds(["image", "audio"])
     assert [f"{kind.label} {kind.name}" for kind in kinds] == [

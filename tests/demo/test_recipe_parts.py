@@ -15,7 +15,7 @@ from anymodal.contract.specs import Message
 from anymodal.demo.captions import CAPTION_WIDTH, layout_caption
 from anymodal.demo.encoder import EncoderRecipe, TrunkSchedule, load_modalities, pretrain_encoder
 from anymodal.demo.llm import LLMRecipe, conversation_texts, train_demo_llm
-from anymodal.demo.recipe import _imagebind_config
+from anymodal.demo.recipe import LLM_DATA, TRAINING_DATA, Recipe, _imagebind_config, write_texts
 from anymodal.demo.world import ATTRIBUTES, generate_world
 
 PLACEHOLDERS = {"image": "<image>", "audio": "<audio>"}
@@ -27,6 +27,21 @@ def test_conversations_become_chatml_text_with_empty_spans() -> None:
         "<|im_start|>user\n<image></image>\nWhat shape is this?<|im_end|>\n"
         "<|im_start|>assistant\nIt is a circle.<|im_end|>\n"
     ]
+
+
+def test_the_llm_reads_the_training_data_and_more_which_colour_records(tmp_path: Path) -> None:
+    generate_world(tmp_path, 6, seed=0, multi=4)
+    write_texts(tmp_path, Recipe(small_talk=5, llm_multi=(("which_colour", 9),)))
+    conversations = (tmp_path / "conversations.jsonl").read_text(encoding="utf-8").splitlines()
+    training = (tmp_path / TRAINING_DATA).read_text(encoding="utf-8").splitlines()
+    assert training[: len(conversations)] == conversations and len(training) == len(conversations) + 5
+    text = (tmp_path / LLM_DATA).read_text(encoding="utf-8").splitlines()
+    assert text[: len(training)] == training
+    extra = [json.loads(line) for line in text[len(training) :]]
+    assert [record["meta"]["modality"] for record in extra] == ["image+image"] * 9 + ["image+image+image"] * 9
+    # drawn as the world's are: the first four of each size are the world's own which_colour records
+    world = [json.loads(line) for line in conversations if '"which_colour"' in line]
+    assert len(world) == 8 and extra[:4] + extra[9:13] == world
 
 
 def test_the_llm_learns_the_prompts_as_the_processor_tokenises_them(tmp_path: Path) -> None:
