@@ -1,16 +1,17 @@
 """The recipe that makes anymodal's built-in default model, end to end and seeded.
 
-    python -m anymodal.demo.recipe WORKDIR [--package DIR] [--quick]
+    python -m anymodal.demo.recipe WORKDIR [--package DIR] [--quick] [--encoder WEIGHTS]
+                                   [--several-inputs]
 
 1. the world: ``anymodal demo-data`` for training (seed 0) and held-out (seed 1) files, and more
    images (seed 2) for the encoder alone; the training data (``world/train.jsonl``) is the
-   world's conversations, single- and several-input (:mod:`anymodal.demo.multi`), and some
-   text-only ones (:mod:`anymodal.demo.small_talk`);
+   world's conversations (with ``--several-inputs``, several-input ones too:
+   :mod:`anymodal.demo.multi`) and some text-only ones (:mod:`anymodal.demo.small_talk`);
 2. the encoder: a small ImageBind whose trunks are pre-trained on the world's attributes
-   (:mod:`anymodal.demo.encoder`);
-3. the LLM: a BPE tokenizer and a small Llama trained on the world's text, tokenised as the demo
-   config's prompts are (:mod:`anymodal.demo.llm`), with more several-input records' text
-   (``world/llm.jsonl``);
+   (:mod:`anymodal.demo.encoder`), or ``--encoder``'s weights, reused as they are;
+3. the LLM: a BPE tokenizer and a small Llama trained on the world's text (``world/llm.jsonl``:
+   the training data, and with ``--several-inputs`` more several-input records' text),
+   tokenised as the demo config's prompts are (:mod:`anymodal.demo.llm`);
 4. ``anymodal train`` on ``configs/demo.yaml``: stage 1 (projectors), then stage 2 (projectors
    and LoRA);
 5. packaging: the LoRA merged into the LLM, and the model written as a self-contained model
@@ -67,21 +68,35 @@ class Recipe:
     #: Text-only conversations added to the training data (:mod:`anymodal.demo.small_talk`).
     small_talk: int = 600
     #: Records of each several-input kind (:mod:`anymodal.demo.multi`) in the training world, and in
-    #: the held-out one. With 2000 of each the model lost image colour; with 1000 it keeps every
-    #: single-input answer (docs/demo.md).
-    multi: int = 1000
-    held_out_multi: int = 100
+    #: the held-out one; 0 in the shipped model (:meth:`several_inputs` sets them).
+    multi: int = 0
+    held_out_multi: int = 0
     #: Several-input records (kind name, records of each size) whose text is added to the LLM's
     #: pre-training alone, drawn as the world's are (so the first ``multi`` repeat the world's).
-    #: Which of the images shows a named colour is a text skill, finding a word of the question in
-    #: the answer's list of colours, that the stand-in LLM learns only after thousands of steps of
-    #: such text; stage 2's LoRA cannot give it (docs/demo.md).
-    llm_multi: tuple[tuple[str, int], ...] = (("which_colour", 15000),)
+    llm_multi: tuple[tuple[str, int], ...] = ()
     seed: int = 0
-    llm: LLMRecipe = field(default_factory=lambda: LLMRecipe(steps=8000))
+    llm: LLMRecipe = field(default_factory=LLMRecipe)
     encoder: EncoderRecipe = field(default_factory=EncoderRecipe)
     stage1: tuple[str, ...] = ("train.stage=1", "train.max_steps=600", "train.optimizer.lr=3e-3")
-    stage2: tuple[str, ...] = ("train.stage=2", "train.max_steps=6000", "train.optimizer.lr=2e-3")
+    stage2: tuple[str, ...] = ("train.stage=2", "train.max_steps=3000", "train.optimizer.lr=2e-3")
+
+    def several_inputs(self) -> Recipe:
+        """The recipe with several-input conversations, not shipped yet (docs/demo.md has its runs).
+
+        1000 records of each kind: with 2000 the model lost image colour. 15000 more which-colour
+        records of each size in the LLM's pre-training, for 8000 steps: which of the images shows a
+        named colour is a text skill (finding a word of the question in the answer's list of
+        colours) that the stand-in LLM learns only after thousands of steps of such text, and
+        stage 2's LoRA cannot give it. Stage 2 twice as long, for the larger world.
+        """
+        return replace(
+            self,
+            multi=1000,
+            held_out_multi=100,
+            llm_multi=(("which_colour", 15000),),
+            llm=replace(self.llm, steps=8000),
+            stage2=(*self.stage2, "train.max_steps=6000"),
+        )
 
     def quick(self) -> Recipe:
         """A few minutes' version for trying the pipeline; its model is much weaker."""
@@ -102,14 +117,24 @@ class Recipe:
 
 
 def run(
-    workdir: Path, package: Path | None, recipe: Recipe, log: Callable[[str], None] = print
+    workdir: Path,
+    package: Path | None,
+    recipe: Recipe,
+    log: Callable[[str], None] = print,
+    encoder: Path | None = None,
 ) -> dict[str, Any]:
-    """Run the whole recipe in ``workdir``; returns the timings and the held-out evaluation."""
+    """Run the whole recipe in ``workdir``; returns the timings and the held-out evaluation.
+
+    ``encoder``: ImageBind weights (a demo model's ``imagebind.safetensors``) to use, frozen, in
+    place of step 2, as a real model's encoder is pre-trained once and reused; the steps after it
+    are then the same as if the recipe had pre-trained those weights itself.
+    """
     from anymodal.config import load_config
     from anymodal.contract.registry import load_registry
     from anymodal.demo.encoder import load_modalities, pretrain_encoder
     from anymodal.demo.llm import train_demo_llm
     from anymodal.demo.world import ATTRIBUTES, generate_world
+    from anymodal.encoders.imagebind.checkpoint import load_imagebind
     from anymodal.train.trainer import Trainer
 
     registry = load_registry()
@@ -125,25 +150,34 @@ def run(
         log(f"== {name}: {timings[name]:.0f} s")
         clock = now
 
+    paths = _paths(workdir)
+    loaded = load_config("demo", paths, registry=registry)
+    imagebind = _imagebind_config(loaded.config)
+    if encoder is not None:
+        load_imagebind(encoder, config=imagebind)  # refuses weights of another configuration, naming the file
+
     generate_world(world, recipe.files_per_modality, recipe.seed, overwrite=True, multi=recipe.multi)
     generate_world(
         held_out, recipe.held_out_per_modality, recipe.seed + 1, overwrite=True, multi=recipe.held_out_multi
     )
-    extra = [workdir / f"encoder-{modality}" for modality, _ in recipe.encoder_extra]
-    for folder, (modality, count) in zip(extra, recipe.encoder_extra, strict=True):
+    extras = recipe.encoder_extra if encoder is None else ()
+    extra = [workdir / f"encoder-{modality}" for modality, _ in extras]
+    for folder, (modality, count) in zip(extra, extras, strict=True):
         generate_world(folder, count, recipe.seed + 2, [modality], overwrite=True)
     write_texts(world, recipe)
     lap("world")
 
-    paths = _paths(workdir)
-    loaded = load_config("demo", paths, registry=registry)
-    data = load_modalities([world, *extra], loaded.config, registry, ATTRIBUTES, log)
-    held_out_data = load_modalities([held_out], loaded.config, registry, ATTRIBUTES, log)
-    imagebind = _imagebind_config(loaded.config)
     weights = workdir / "imagebind-demo.safetensors"
-    accuracy = pretrain_encoder(data, held_out_data, imagebind, weights, recipe.encoder, log)
-    log(f"encoder held-out accuracy: {json.dumps(accuracy)}")
-    del data, held_out_data
+    accuracy: dict[str, Any] | None = None
+    if encoder is None:
+        data = load_modalities([world, *extra], loaded.config, registry, ATTRIBUTES, log)
+        held_out_data = load_modalities([held_out], loaded.config, registry, ATTRIBUTES, log)
+        accuracy = pretrain_encoder(data, held_out_data, imagebind, weights, recipe.encoder, log)
+        log(f"encoder held-out accuracy: {json.dumps(accuracy)}")
+        del data, held_out_data
+    else:
+        shutil.copyfile(encoder, weights)
+        log(f"encoder: {encoder}, not pre-trained again")
     lap("encoder")
 
     llm_config = load_config("demo", [*paths, f"train.data.train={world / LLM_DATA}"], registry=registry)
@@ -275,10 +309,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("workdir", type=Path, help="where the world, runs and the model are written")
     parser.add_argument("--package", type=Path, help="write the model here (e.g. anymodal/models/demo)")
     parser.add_argument("--quick", action="store_true", help="a small, fast, weaker run of the same steps")
+    parser.add_argument(
+        "--encoder",
+        type=Path,
+        metavar="WEIGHTS",
+        help="use these ImageBind weights (e.g. anymodal/models/demo/imagebind.safetensors) instead of "
+        "pre-training the encoder",
+    )
+    parser.add_argument(
+        "--several-inputs", action="store_true", help="with several-input conversations (not shipped yet)"
+    )
     args = parser.parse_args(argv)
-    recipe = Recipe().quick() if args.quick else Recipe()
+    recipe = Recipe().several_inputs() if args.several_inputs else Recipe()
+    recipe = recipe.quick() if args.quick else recipe
     started = time.perf_counter()
-    summary = run(args.workdir, args.package, recipe, log=functools.partial(print, flush=True))
+    summary = run(args.workdir, args.package, recipe, functools.partial(print, flush=True), args.encoder)
     print(f"recipe done in {time.perf_counter() - started:.0f} s: {json.dumps(summary['eval']['overall'])}")
     return 0
 
