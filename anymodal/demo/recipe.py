@@ -154,7 +154,7 @@ def run(
     loaded = load_config("demo", paths, registry=registry)
     imagebind = _imagebind_config(loaded.config)
     if encoder is not None:
-        load_imagebind(encoder, config=imagebind)  # refuses weights of another configuration, naming the file
+        load_imagebind(encoder, _trunks(loaded.config), imagebind)  # refuses other weights, naming the file
 
     generate_world(world, recipe.files_per_modality, recipe.seed, overwrite=True, multi=recipe.multi)
     generate_world(
@@ -251,6 +251,19 @@ def _imagebind_config(config: Any) -> Any:
         raise ValueError("the demo recipe expects every modality to share one ImageBind configuration")
     first = next(iter(config.model.modalities.values()))
     return first.encoder.options.image_bind_config()
+
+
+def _trunks(config: Any) -> list[str]:
+    """The ImageBind trunks the demo's modalities use."""
+    from anymodal.encoders.imagebind.spec import ImageBindOptions
+
+    return sorted(
+        {
+            settings.encoder.options.trunk_for(name)
+            for name, settings in config.model.modalities.items()
+            if isinstance(settings.encoder.options, ImageBindOptions)
+        }
+    )
 
 
 def write_package(checkpoint: Path, workdir: Path, target: Path) -> None:
