@@ -83,17 +83,18 @@ class Recipe:
     def several_inputs(self) -> Recipe:
         """The recipe with several-input conversations, not shipped yet (docs/demo.md has its runs).
 
-        1000 records of each kind: with 2000 the model lost image colour. 15000 more which-colour
-        records of each size in the LLM's pre-training, for 8000 steps: which of the images shows a
-        named colour is a text skill (finding a word of the question in the answer's list of
-        colours) that the stand-in LLM learns only after thousands of steps of such text, and
-        stage 2's LoRA cannot give it. Stage 2 twice as long, for the larger world.
+        1000 records of each kind: with 2000 the model lost image colour. 15000 more records of
+        each size of the kinds that end in a verdict in the LLM's pre-training, for 8000 steps:
+        the verdict (which image shows the named colour, are the two shapes the same, does the
+        sound do what the shape does) is a text skill, comparing words of the answer, that the
+        stand-in LLM learns only after thousands of steps of such text, and stage 2's LoRA cannot
+        give it. Stage 2 twice as long, for the larger world.
         """
         return replace(
             self,
             multi=1000,
             held_out_multi=100,
-            llm_multi=(("which_colour", 15000),),
+            llm_multi=(("which_colour", 15000), ("same_shape", 15000), ("together", 15000)),
             llm=replace(self.llm, steps=8000),
             stage2=(*self.stage2, "train.max_steps=6000"),
         )
