@@ -36,6 +36,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from anymodal.contract.errors import AnymodalError
 from anymodal.demo.encoder import EncoderRecipe
 from anymodal.demo.llm import LLMRecipe
 
@@ -334,10 +335,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--several-inputs", action="store_true", help="with several-input conversations (not shipped yet)"
     )
     args = parser.parse_args(argv)
+    if args.encoder is not None and not args.encoder.is_file():
+        parser.error(f"--encoder: no such file: {args.encoder}")
     recipe = Recipe().several_inputs() if args.several_inputs else Recipe()
     recipe = recipe.quick() if args.quick else recipe
     started = time.perf_counter()
-    summary = run(args.workdir, args.package, recipe, functools.partial(print, flush=True), args.encoder)
+    try:
+        summary = run(args.workdir, args.package, recipe, functools.partial(print, flush=True), args.encoder)
+    except AnymodalError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return error.exit_code
     print(f"recipe done in {time.perf_counter() - started:.0f} s: {json.dumps(summary['eval']['overall'])}")
     return 0
 

@@ -53,3 +53,19 @@ def test_an_encoder_of_another_kind_is_refused_before_any_work(tmp_path: Path) -
             encoder=tmp_path / "w.safetensors",
         )
     assert not (tmp_path / "run" / "world").exists()
+
+
+def test_the_command_says_what_is_wrong_with_the_encoder_in_one_line(tmp_path: Path, capsys) -> None:
+    from anymodal.demo.recipe import main
+
+    (tmp_path / "bad.safetensors").write_text("not weights")
+    assert main([str(tmp_path / "run"), "--encoder", str(tmp_path / "bad.safetensors")]) != 0
+    error = capsys.readouterr().err.strip().splitlines()
+    assert (
+        len(error) == 1
+        and error[0].startswith("error: cannot read weights file")
+        and "bad.safetensors" in error[0]
+    )
+    with pytest.raises(SystemExit) as exited:
+        main([str(tmp_path / "run"), "--encoder", str(tmp_path / "missing.safetensors")])
+    assert exited.value.code == 2 and "--encoder: no such file" in capsys.readouterr().err
