@@ -214,15 +214,17 @@ def write_texts(world: Path, recipe: Recipe) -> None:
     from anymodal.demo.world import CONVERSATIONS_FILE, MODALITIES
 
     conversations = (world / CONVERSATIONS_FILE).read_text(encoding="utf-8")
-    talk = "".join(json.dumps(record) + "\n" for record in small_talk(recipe.small_talk, recipe.seed))
-    (world / TRAINING_DATA).write_text(conversations + talk, encoding="utf-8", newline="\n")
-    records = [json.loads(line) for line in conversations.splitlines()]
-    singles = [record for record in records if "sources" not in record["meta"]]
-    with open(world / LLM_DATA, "w", encoding="utf-8", newline="\n") as file:
-        file.write(conversations + talk)
+    talk = small_talk(recipe.small_talk, recipe.seed)
+    training = conversations + "".join(json.dumps(record) + "\n" for record in talk)
+    (world / TRAINING_DATA).write_text(training, encoding="utf-8", newline="\n")
+    extra = []
+    if recipe.llm_multi:
+        records = [json.loads(line) for line in conversations.splitlines()]
+        singles = [record for record in records if "sources" not in record["meta"]]
         for name, count in recipe.llm_multi:
-            text_only = make_multi_records(singles, count, recipe.seed, MODALITIES, [name])
-            file.writelines(json.dumps(record) + "\n" for record in text_only)
+            extra += make_multi_records(singles, count, recipe.seed, MODALITIES, [name])
+    text = training + "".join(json.dumps(record) + "\n" for record in extra)
+    (world / LLM_DATA).write_text(text, encoding="utf-8", newline="\n")
 
 
 def _paths(workdir: Path) -> list[str]:
